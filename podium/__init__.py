@@ -1,0 +1,101 @@
+"""podium: durable orchestration for teams of AI agents.
+
+The public API is re-exported here; everything else is private (``_``-prefixed modules).
+"""
+
+from podium import reducers
+from podium.errors import (
+    ConfigError,
+    JoinStalledError,
+    PodiumError,
+    RoutingError,
+    RunIncompleteError,
+    StateSchemaError,
+    StepError,
+    StepFailedError,
+    StepOutputError,
+    UpdateConflictError,
+    WorkflowDefinitionError,
+)
+from podium.flow._graph import Graph
+from podium.flow._reducers import Reducer
+from podium.flow._step import END, START, Command, Send, StepSpec, step
+from podium.flow._workflow import Workflow
+from podium.flow.patterns import (
+    Conversation,
+    Done,
+    Handoff,
+    StepLike,
+    Tally,
+    Turn,
+    debate,
+    event_driven,
+    handoff,
+    hierarchical,
+    loop,
+    parallel,
+    planner,
+    sequential,
+    supervisor,
+    vote,
+)
+from podium.observe._hooks import Hooks
+from podium.runtime._context import StepContext, context
+from podium.runtime._handle import RunHandle
+from podium.runtime._limits import LimitReached, Limits
+from podium.runtime._result import RunResult, RunStatus
+
+__version__ = "0.1.0"
+
+__all__ = [
+    # workflow model
+    "END",
+    "START",
+    "Command",
+    "Graph",
+    "Reducer",
+    "Send",
+    "StepSpec",
+    "Workflow",
+    "reducers",
+    "step",
+    # patterns
+    "Conversation",
+    "Done",
+    "Handoff",
+    "StepLike",
+    "Tally",
+    "Turn",
+    "debate",
+    "event_driven",
+    "handoff",
+    "hierarchical",
+    "loop",
+    "parallel",
+    "planner",
+    "sequential",
+    "supervisor",
+    "vote",
+    # running
+    "LimitReached",
+    "Limits",
+    "RunHandle",
+    "RunResult",
+    "RunStatus",
+    "StepContext",
+    "context",
+    # observing
+    "Hooks",
+    # errors
+    "ConfigError",
+    "JoinStalledError",
+    "PodiumError",
+    "RoutingError",
+    "RunIncompleteError",
+    "StateSchemaError",
+    "StepError",
+    "StepFailedError",
+    "StepOutputError",
+    "UpdateConflictError",
+    "WorkflowDefinitionError",
+]

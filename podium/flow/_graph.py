@@ -1,0 +1,298 @@
+"""``Graph``: the builder that declares steps and edges, validates them, and builds a :class:`Workflow`.
+
+::
+
+    g = Graph(State, name="content")
+    g.add(research, into="notes")
+    g.add(write, into="draft")
+    g.edge(START, "research").edge("research", "write").edge("write", END)
+    workflow = g.build()
+
+Every mistake that can be seen without running is raised by :meth:`Graph.build` as a
+:class:`~podium.errors.WorkflowDefinitionError` that says what is wrong and where.
+"""
+
+from __future__ import annotations
+
+import inspect
+import itertools
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar, overload
+
+from podium.errors import WorkflowDefinitionError
+from podium.flow._state import StateSchema
+from podium.flow._step import END, START, Step, StepSpec, arity_of, is_async_callable
+from podium.flow._validate import validate
+from podium.flow._workflow import Workflow
+from podium.runtime._limits import Limits
+
+__all__ = ["Graph", "Route"]
+
+S = TypeVar("S")
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """A conditional edge: after ``source`` runs, ``fn(state)`` names the next step(s) among ``targets``.
+
+    ``fn`` may return a name, a list of names, :class:`~podium.Send` tasks, or ``END``. When ``targets`` is a
+    mapping, ``fn`` returns one of its keys and the run goes to the mapped step.
+    """
+
+    source: str
+    fn: Callable[[Any], Any]
+    targets: tuple[str, ...]
+    mapping: Mapping[Any, str] | None
+
+
+class Graph(Generic[S]):
+    """Builds a workflow over the state type ``S`` (a pydantic model or a dataclass).
+
+    Args:
+        state: the state type.
+        name: the workflow's name, used in errors, hooks and run listings.
+    """
+
+    def __init__(self, state: type[S], *, name: str = "workflow") -> None:
+        self.name = name
+        self._state_type = state
+        self._steps: dict[str, Step] = {}
+        self._edges: list[tuple[str, str]] = []
+        self._routes: dict[str, Route] = {}
+        self._joins: list[tuple[tuple[str, ...], str]] = []
+        self._subscriptions: list[tuple[type[Any], str]] = []
+
+    # -- steps ------------------------------------------------------------------------------------------
+
+    def add(
+        self,
+        fn: Callable[..., Any] | Workflow[Any] | StepSpec,
+        *,
+        name: str | None = None,
+        into: str | None = None,
+        writes: Iterable[str] | None = None,
+        routes: Iterable[str] = (),
+        timeout: float | None = None,
+        max_iterations: int | None = None,
+        on_error: Callable[[Any, Exception], Any] | None = None,
+        thread: bool | None = None,
+        input: Callable[..., Any] | None = None,
+        output: Callable[..., Any] | None = None,
+    ) -> Graph[S]:
+        """Add a step.
+
+        Args:
+            fn: ``fn()``, ``fn(state)`` or ``fn(state, item)``, sync or async; a :class:`Workflow` to run
+                as a sub-workflow; or a :func:`~podium.step` spec (options given here override its own).
+            name: defaults to the function's (or workflow's) name.
+            into: store the step's return value in this field instead of reading it as a dict of updates.
+            writes: the fields the step may write; lets ``build()`` catch parallel writes without a merge rule.
+            routes: the steps this step may choose itself with :class:`~podium.Command` or
+                :class:`~podium.Send`.
+            timeout: seconds before the step is cancelled and fails.
+            max_iterations: how many supersteps this step may run in, per run (loops).
+            on_error: ``on_error(state, error)`` or ``on_error(state, error, item)`` turns a failure into an
+                update (read like the step's own return value) instead of failing the run.
+            thread: run a sync ``fn`` in a worker thread so it cannot block other branches. Defaults to True
+                for sync callables; pass False for cheap pure functions.
+            input: for a sub-workflow, ``input(state)`` or ``input(state, item)`` gives the child's input.
+                Defaults to the item when there is one, else the parent's fields that the child also has.
+            output: for a sub-workflow, ``output(child_state)``, ``output(child_state, state)`` or
+                ``output(child_state, state, item)`` gives this step's return value. Defaults to the child's
+                output (see ``Graph.build(output=...)``).
+        """
+        if isinstance(fn, StepSpec):
+            options = dict(fn.options)
+            options.update(
+                {
+                    k: v
+                    for k, v in {
+                        "into": into,
+                        "writes": writes,
+                        "routes": tuple(routes) or None,
+                        "timeout": timeout,
+                        "max_iterations": max_iterations,
+                        "on_error": on_error,
+                        "thread": thread,
+                        "input": input,
+                        "output": output,
+                    }.items()
+                    if v is not None
+                }
+            )
+            return self.add(fn.fn, name=name or fn.name, **options)
+        workflow = fn if isinstance(fn, Workflow) else None
+        step_name = name or (workflow.name if workflow else getattr(fn, "__name__", None))
+        if not step_name or step_name in (START, END) or "/" in step_name:
+            raise WorkflowDefinitionError(
+                f"cannot name a step {step_name!r}; pass name=... (no '/', not START or END)",
+                workflow=self.name,
+            )
+        if step_name in self._steps:
+            raise WorkflowDefinitionError(
+                "a step with this name was already added", workflow=self.name, where=f"step {step_name!r}"
+            )
+        if workflow is None:
+            callable_fn: Callable[..., Any] = fn  # type: ignore[assignment]
+            try:
+                arity = arity_of(callable_fn)
+            except (TypeError, ValueError) as exc:
+                raise WorkflowDefinitionError(str(exc), workflow=self.name, where=f"step {step_name!r}") from exc
+            is_async = is_async_callable(callable_fn)
+        else:
+            if into is None and output is None and not workflow.has_output:
+                raise WorkflowDefinitionError(
+                    f"sub-workflow {workflow.name!r} has no output, so its final state would be the update; "
+                    f"add it with into='<field>' or output=fn, or build it with output=...",
+                    workflow=self.name,
+                    where=f"step {step_name!r}",
+                )
+            callable_fn = None  # type: ignore[assignment]
+            arity = 2 if input is None else max(arity_of(input), 1)
+            is_async = True
+        self._steps[step_name] = Step(
+            name=step_name,
+            fn=callable_fn,
+            workflow=workflow,
+            arity=arity,
+            is_async=is_async,
+            thread=(not is_async) if thread is None else (thread and not is_async),
+            into=into,
+            writes=frozenset(writes) if writes is not None else (frozenset((into,)) if into else None),
+            routes=tuple(routes),
+            timeout=timeout,
+            max_iterations=max_iterations,
+            on_error=on_error,
+            input=input,
+            output=output,
+            output_arity=max(arity_of(output, most=3), 1) if output is not None else 1,
+            on_error_arity=_on_error_arity(on_error, self.name, step_name),
+        )
+        return self
+
+    @overload
+    def step(self, fn: F, /) -> F: ...
+    @overload
+    def step(self, /, **options: Any) -> Callable[[F], F]: ...
+
+    def step(self, fn: F | None = None, /, **options: Any) -> F | Callable[[F], F]:
+        """Decorator form of :meth:`add`: ``@graph.step`` or ``@graph.step(into="draft")``."""
+
+        def register(f: F) -> F:
+            self.add(f, **options)
+            return f
+
+        return register(fn) if fn is not None else register
+
+    # -- edges ------------------------------------------------------------------------------------------
+
+    def edge(self, source: str, target: str) -> Graph[S]:
+        """After ``source`` runs, run ``target``. ``source`` may be START; ``target`` may be END."""
+        self._edges.append((source, target))
+        return self
+
+    def chain(self, *names: str) -> Graph[S]:
+        """Edges between consecutive names: ``chain(START, "a", "b", END)``."""
+        for source, target in itertools.pairwise(names):
+            self.edge(source, target)
+        return self
+
+    def route(self, source: str, fn: Callable[[Any], Any], targets: Sequence[str] | Mapping[Any, str]) -> Graph[S]:
+        """After ``source`` runs, ``fn(state)`` chooses the next step(s) among ``targets``."""
+        if source in self._routes:
+            raise WorkflowDefinitionError(
+                "already has a route; combine the two functions into one",
+                workflow=self.name,
+                where=f"step {source!r}",
+            )
+        if isinstance(targets, Mapping):
+            self._routes[source] = Route(source, fn, tuple(dict.fromkeys(targets.values())), dict(targets))
+        else:
+            self._routes[source] = Route(source, fn, tuple(targets), None)
+        return self
+
+    def join(self, sources: Sequence[str], target: str) -> Graph[S]:
+        """Run ``target`` once every one of ``sources`` has run (since ``target`` last ran)."""
+        self._joins.append((tuple(sources), target))
+        return self
+
+    def on(self, event_type: type[Any], step: str) -> Graph[S]:
+        """Run ``step(state, event)`` in the next superstep whenever a step emits an event of ``event_type``."""
+        self._subscriptions.append((event_type, step))
+        return self
+
+    # -- build ------------------------------------------------------------------------------------------
+
+    def build(
+        self,
+        *,
+        output: str | Callable[[Any], Any] | None = None,
+        input: str | Callable[[Any], Any] | None = None,
+        limits: Limits | None = None,
+        on_branch_failure: str = "cancel",
+    ) -> Workflow[S]:
+        """Validate the graph and return the runnable :class:`Workflow`.
+
+        Args:
+            output: a field name or ``fn(state)`` that gives ``RunResult.output``; defaults to the final state.
+            input: how a run's input becomes the state when it is neither a state nor a mapping: the name of
+                the field to put it in, or ``fn(input) -> state or mapping``. E.g. ``input="task"`` lets
+                ``workflow.run("Write about tides")`` work.
+            limits: the default limits of this workflow's runs.
+            on_branch_failure: when one parallel task fails, ``"cancel"`` the others at once, or ``"finish"``
+                them first (their results are kept) and then fail.
+
+        Raises:
+            WorkflowDefinitionError: what is wrong and where.
+        """
+        schema = StateSchema(self._state_type, workflow=self.name)
+        if on_branch_failure not in ("cancel", "finish"):
+            raise WorkflowDefinitionError(
+                f"on_branch_failure must be 'cancel' or 'finish', not {on_branch_failure!r}",
+                workflow=self.name,
+            )
+        if isinstance(input, str) and input not in schema.fields:
+            raise WorkflowDefinitionError(
+                f"input field {input!r} is not a field of {schema.name}",
+                workflow=self.name,
+                where="build(input=...)",
+            )
+        topology = validate(
+            name=self.name,
+            schema=schema,
+            steps=self._steps,
+            edges=self._edges,
+            routes=self._routes,
+            joins=self._joins,
+            subscriptions=self._subscriptions,
+            output=output,
+        )
+        return Workflow(
+            name=self.name,
+            schema=schema,
+            steps=dict(self._steps),
+            topology=topology,
+            output=output,
+            input=input,
+            limits=limits,
+            cancel_siblings=on_branch_failure == "cancel",
+        )
+
+
+def _on_error_arity(on_error: Callable[..., Any] | None, workflow: str, step: str) -> int:
+    if on_error is None:
+        return 2
+    params = [
+        p
+        for p in inspect.signature(on_error).parameters.values()
+        if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD, p.VAR_POSITIONAL)
+    ]
+    if any(p.kind is p.VAR_POSITIONAL for p in params) or len(params) >= 3:
+        return 3
+    if len(params) == 2:
+        return 2
+    raise WorkflowDefinitionError(
+        "on_error must take (state, error) or (state, error, item)", workflow=workflow, where=f"step {step!r}"
+    )

@@ -1,0 +1,156 @@
+"""``Workflow``: a validated, immutable graph of steps over typed state, ready to run."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
+
+from podium.errors import ConfigError
+from podium.flow._step import END, START
+
+if TYPE_CHECKING:
+    from podium.flow._state import StateSchema
+    from podium.flow._step import Step
+    from podium.flow._validate import Topology
+    from podium.observe._hooks import Hooks
+    from podium.runtime._handle import RunHandle
+    from podium.runtime._limits import Limits
+    from podium.runtime._result import RunResult
+
+__all__ = ["Workflow"]
+
+S = TypeVar("S")
+
+
+class Workflow(Generic[S]):
+    """A graph of steps over state ``S``, made by ``Graph.build()`` or a pattern builder.
+
+    Run it with ``await workflow.run(input)``, ``workflow.run_sync(input)``, or ``workflow.start(input)`` for a
+    handle that can cancel it. A workflow is also a step: add it to another graph to run it as a sub-workflow.
+    """
+
+    def __init__(
+        self,
+        *,
+        name: str,
+        schema: StateSchema,
+        steps: Mapping[str, Step],
+        topology: Topology,
+        output: str | Callable[[Any], Any] | None,
+        input: str | Callable[[Any], Any] | None = None,
+        limits: Limits | None,
+        cancel_siblings: bool,
+    ) -> None:
+        self.name = name
+        self.schema = schema
+        self.steps = dict(steps)
+        self.topology = topology
+        self.limits = limits
+        self.cancel_siblings = cancel_siblings
+        self._output = output
+        self._input = input
+
+    def __repr__(self) -> str:
+        return f"<Workflow {self.name!r}: {len(self.steps)} steps over {self.schema.name}>"
+
+    @property
+    def state_type(self) -> type[S]:
+        return self.schema.type
+
+    @property
+    def has_output(self) -> bool:
+        """Whether ``build(output=...)`` chose an output (otherwise the output is the final state)."""
+        return self._output is not None
+
+    def state_of(self, value: Any) -> S:
+        """The initial state for a run's input (see ``Graph.build(input=...)``).
+
+        Raises:
+            pydantic.ValidationError: the input does not fit the state type.
+        """
+        if self._input is not None and not isinstance(value, Mapping | self.schema.type) and value is not None:
+            value = {self._input: value} if isinstance(self._input, str) else self._input(value)
+        return self.schema.initial(value)  # type: ignore[no-any-return]
+
+    def output_of(self, state: S) -> Any:
+        """The workflow's output for a final state."""
+        if self._output is None:
+            return state
+        if isinstance(self._output, str):
+            return getattr(state, self._output)
+        return self._output(state)
+
+    async def run(
+        self,
+        input: S | Mapping[str, Any] | None = None,
+        *,
+        run_id: str | None = None,
+        limits: Limits | None = None,
+        hooks: Sequence[Hooks] = (),
+    ) -> RunResult[S]:
+        """Run to the end and return the result; a failing step gives ``status="failed"``, not an exception.
+
+        Args:
+            input: the initial state, or a mapping validated into it, or None for the state's defaults.
+            run_id: defaults to a new UUID.
+            limits: override the workflow's limits for this run.
+            hooks: observers of the run's lifecycle.
+
+        Raises:
+            pydantic.ValidationError: ``input`` does not fit the state type (nothing has run).
+        """
+        from podium.runtime._runner import execute
+
+        return await execute(self, input, run_id=run_id or str(uuid.uuid4()), limits=limits, hooks=hooks)
+
+    def run_sync(
+        self,
+        input: S | Mapping[str, Any] | None = None,
+        *,
+        run_id: str | None = None,
+        limits: Limits | None = None,
+        hooks: Sequence[Hooks] = (),
+    ) -> RunResult[S]:
+        """:meth:`run` for code that is not async. Refuses to run inside a running event loop."""
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            return asyncio.run(self.run(input, run_id=run_id, limits=limits, hooks=hooks))
+        raise ConfigError("run_sync() cannot be called from a running event loop; use 'await workflow.run(...)'")
+
+    def start(
+        self,
+        input: S | Mapping[str, Any] | None = None,
+        *,
+        run_id: str | None = None,
+        limits: Limits | None = None,
+        hooks: Sequence[Hooks] = (),
+    ) -> RunHandle[S]:
+        """Start the run as a task and return its handle (``await handle``, ``handle.cancel()``)."""
+        from podium.runtime._handle import RunHandle
+
+        return RunHandle.start(self, input, run_id=run_id or str(uuid.uuid4()), limits=limits, hooks=hooks)
+
+    def mermaid(self) -> str:
+        """The graph as a Mermaid flowchart: solid edges are static, dotted ones conditional."""
+        lines = ["flowchart TD", f"  {START}([start])", f"  {END}([end])"]
+        lines += [f"  {name}[{name}]" for name in self.steps]
+        ends = set(self.steps)
+        for source, targets in self.topology.edges.items():
+            ends.discard(source)
+            lines += [f"  {source} --> {target}" for target in targets]
+        for source, route in self.topology.routes.items():
+            ends.discard(source)
+            lines += [f"  {source} -.-> {target}" for target in route.targets]
+        for step in self.steps.values():
+            if step.routes:
+                ends.discard(step.name)
+            lines += [f"  {step.name} -.-> {target}" for target in step.routes]
+        for join in self.topology.joins:
+            for source in sorted(join.sources):
+                ends.discard(source)
+                lines.append(f"  {source} ==> {join.target}")
+        lines += [f"  {name} --> {END}" for name in self.steps if name in ends]
+        return "\n".join(lines)

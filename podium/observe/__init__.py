@@ -1,0 +1,1 @@
+"""Observing runs: lifecycle hooks (the journal, tracing and the UI attach here)."""

@@ -1,0 +1,1 @@
+"""The runtime: the scheduler that runs workflows, their limits, run context and results."""

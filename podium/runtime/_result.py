@@ -1,0 +1,78 @@
+"""What a run ends with."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+from podium.errors import PodiumError, RunIncompleteError
+
+__all__ = ["RunResult", "RunStatus"]
+
+S = TypeVar("S")
+
+
+class RunStatus(enum.StrEnum):
+    """How a run ended."""
+
+    COMPLETED = "completed"
+    """Every path reached its end."""
+    FAILED = "failed"
+    """A step failed (or a join stalled); ``RunResult.error`` says which and why."""
+    LIMITED = "limited"
+    """A limit was reached; ``RunResult.limit`` names it and ``state`` is the partial state."""
+    CANCELLED = "cancelled"
+    """Someone cancelled the run; ``state`` is the partial state."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RunResult(Generic[S]):
+    """The end of a run: its status, final (or partial) state and output.
+
+    Attributes:
+        run_id: the run.
+        workflow: the workflow's name.
+        status: how it ended.
+        state: the state after the last superstep that finished.
+        output: the workflow's output (``Graph.build(output=...)``) when completed, else None.
+        error: the error of a failed run.
+        reason: why a run did not complete, in one sentence.
+        limit: the limit a limited run reached: ``"max_steps"``, ``"max_iterations"`` or ``"max_seconds"``.
+        steps: how many step executions ran (or started, for those cut short).
+        started_at: seconds since the epoch.
+        finished_at: seconds since the epoch.
+    """
+
+    run_id: str
+    workflow: str
+    status: RunStatus
+    state: S
+    output: Any = None
+    error: PodiumError | None = None
+    reason: str | None = None
+    limit: str | None = None
+    steps: int = 0
+    started_at: float = 0.0
+    finished_at: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return self.status is RunStatus.COMPLETED
+
+    @property
+    def duration(self) -> float:
+        return self.finished_at - self.started_at
+
+    def unwrap(self) -> Any:
+        """The output of a completed run.
+
+        Raises:
+            PodiumError: the run's own error if it failed.
+            RunIncompleteError: the run was limited or cancelled.
+        """
+        if self.status is RunStatus.COMPLETED:
+            return self.output
+        if self.error is not None:
+            raise self.error
+        raise RunIncompleteError(run_id=self.run_id, status=self.status.value, reason=self.reason or "")
