@@ -117,7 +117,25 @@ class StateSchema:
 
 
 def _copy_model(state: Any, changed: dict[str, Any]) -> Any:
-    return state.model_copy(update=changed)
+    """``state.model_copy(update=changed)`` without its generic deep-copy machinery (twice as fast).
+
+    Same result: a new instance sharing unchanged values, with ``changed`` counted as set fields. The values in
+    ``changed`` were validated by the field adapters already.
+    """
+    cls = type(state)
+    new = cls.__new__(cls)
+    values = dict(state.__dict__)
+    values.update(changed)
+    _set(new, "__dict__", values)
+    _set(new, "__pydantic_fields_set__", state.__pydantic_fields_set__ | changed.keys())
+    extra = state.__pydantic_extra__
+    _set(new, "__pydantic_extra__", None if extra is None else dict(extra))
+    private = state.__pydantic_private__
+    _set(new, "__pydantic_private__", None if private is None else dict(private))
+    return new
+
+
+_set = object.__setattr__
 
 
 def _copy_dataclass(state: Any, changed: dict[str, Any]) -> Any:
