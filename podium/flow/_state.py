@@ -122,7 +122,7 @@ def _copy_model(state: Any, changed: dict[str, Any]) -> Any:
     Same result: a new instance sharing unchanged values, with ``changed`` counted as set fields. The values in
     ``changed`` were validated by the field adapters already.
     """
-    cls = type(state)
+    cls: Any = type(state)
     new = cls.__new__(cls)
     values = dict(state.__dict__)
     values.update(changed)
