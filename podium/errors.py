@@ -91,10 +91,10 @@ class UpdateConflictError(StepError):
 
     Attributes:
         field: the state field both wrote.
-        writers: the steps that wrote it, in task order.
+        writers: the tasks that wrote it, in task order (``step@task_id`` for the tasks of a dynamic fan-out).
     """
 
-    def __init__(self, *, run_id: str, field: str, writers: tuple[str, ...]) -> None:
+    def __init__(self, *, run_id: str, field: str, writers: tuple[str, ...], step: str | None = None) -> None:
         self.field = field
         self.writers = writers
         names = ", ".join(repr(w) for w in writers)
@@ -102,7 +102,7 @@ class UpdateConflictError(StepError):
             f"field {field!r} was written by {names} in the same superstep and has no merge rule; "
             f"declare one, e.g. Annotated[..., reducers.append], or make the steps write different fields",
             run_id=run_id,
-            step=writers[-1],
+            step=step or writers[-1],
         )
 
 

@@ -76,7 +76,7 @@ class Graph(Generic[S]):
         routes: Iterable[str] = (),
         timeout: float | None = None,
         max_iterations: int | None = None,
-        on_error: Callable[[Any, Exception], Any] | None = None,
+        on_error: Callable[..., Any] | None = None,
         thread: bool | None = None,
         input: Callable[..., Any] | None = None,
         output: Callable[..., Any] | None = None,
@@ -130,6 +130,13 @@ class Graph(Generic[S]):
                 f"cannot name a step {step_name!r}; pass name=... (no '/', not START or END)",
                 workflow=self.name,
             )
+        where = f"step {step_name!r}"
+        if max_iterations is not None and max_iterations < 1:
+            raise WorkflowDefinitionError(
+                f"max_iterations must be at least 1, not {max_iterations}", workflow=self.name, where=where
+            )
+        if timeout is not None and timeout <= 0:
+            raise WorkflowDefinitionError(f"timeout must be positive, not {timeout}", workflow=self.name, where=where)
         if step_name in self._steps:
             raise WorkflowDefinitionError(
                 "a step with this name was already added", workflow=self.name, where=f"step {step_name!r}"
@@ -141,6 +148,13 @@ class Graph(Generic[S]):
             except (TypeError, ValueError) as exc:
                 raise WorkflowDefinitionError(str(exc), workflow=self.name, where=f"step {step_name!r}") from exc
             is_async = is_async_callable(callable_fn)
+            if timeout is not None and not is_async and thread is False:
+                raise WorkflowDefinitionError(
+                    "a timeout cannot interrupt a sync step that runs on the event loop (thread=False); "
+                    "let it run in a thread or make it async",
+                    workflow=self.name,
+                    where=where,
+                )
         else:
             if into is None and output is None and not workflow.has_output:
                 raise WorkflowDefinitionError(

@@ -34,7 +34,7 @@ class FieldSpec:
 class StateSchema:
     """Introspects a state type once, then validates and applies updates to its instances."""
 
-    __slots__ = ("_copy", "fields", "type")
+    __slots__ = ("_adapter", "_copy", "fields", "type")
 
     def __init__(self, state_type: type[Any], *, workflow: str) -> None:
         self.type = state_type
@@ -48,6 +48,7 @@ class StateSchema:
             raise StateSchemaError(
                 f"state type {state_type!r} must be a pydantic BaseModel or a dataclass", workflow=workflow
             )
+        self._adapter: TypeAdapter[Any] = TypeAdapter(state_type)
 
     @property
     def name(self) -> str:
@@ -64,19 +65,20 @@ class StateSchema:
         if value is None:
             value = {}
         if isinstance(value, Mapping):
-            return TypeAdapter(self.type).validate_python(dict(value))
-        return TypeAdapter(self.type).validate_python(value)
+            value = dict(value)
+        return self._adapter.validate_python(value)
 
     def project(self, source: Any) -> dict[str, Any]:
         """The fields of ``source`` (any state object) that this state also has, by name."""
         return {name: getattr(source, name) for name in self.fields if hasattr(source, name)}
 
-    def apply(self, state: Any, writes: Sequence[tuple[str, Mapping[str, Any]]], *, run_id: str) -> Any:
+    def apply(self, state: Any, writes: Sequence[tuple[str, str, Mapping[str, Any]]], *, run_id: str) -> Any:
         """Apply each step's writes in order and return the new state (``state`` itself if nothing changed).
 
         Args:
             state: the current state.
-            writes: ``(task label, updates)`` pairs in task order; one pair per task.
+            writes: ``(step path, task label, updates)`` in task order, one per task; the label tells apart the
+                tasks of one step (a dynamic fan-out) when two of them conflict.
             run_id: for errors.
 
         Raises:
@@ -88,7 +90,7 @@ class StateSchema:
         fields = self.fields
         changed: dict[str, Any] = {}
         writer: dict[str, str] = {}
-        for step, updates in writes:
+        for step, label, updates in writes:
             for name, value in updates.items():
                 spec = fields.get(name)
                 if spec is None:
@@ -99,7 +101,7 @@ class StateSchema:
                     )
                 if spec.reducer is None:
                     if name in writer:
-                        raise UpdateConflictError(run_id=run_id, field=name, writers=(writer[name], step))
+                        raise UpdateConflictError(run_id=run_id, field=name, writers=(writer[name], label), step=step)
                     new = value
                 else:
                     current = changed[name] if name in changed else getattr(state, name)
@@ -110,7 +112,7 @@ class StateSchema:
                     raise StepOutputError(
                         f"field {name!r} got {_short(value)}: {_first_error(exc)}", run_id=run_id, step=step
                     ) from exc
-                writer[name] = step
+                writer[name] = label
         if not changed:
             return state
         return self._copy(state, changed)

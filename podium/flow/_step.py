@@ -67,7 +67,7 @@ class Step:
     routes: tuple[str, ...]
     timeout: float | None
     max_iterations: int | None
-    on_error: Callable[[Any, Exception], Any] | None
+    on_error: Callable[..., Any] | None
     input: Callable[..., Any] | None
     output: Callable[..., Any] | None
     output_arity: int = 1

@@ -39,6 +39,8 @@ class Topology:
     joins: tuple[Join, ...]
     joins_of: Mapping[str, tuple[int, ...]]
     subscriptions: tuple[tuple[type[Any], str], ...]
+    to_end: frozenset[str] = frozenset()
+    """Steps with an explicit edge to END (drawn by ``mermaid()``; END itself schedules nothing)."""
 
 
 def validate(
@@ -77,6 +79,7 @@ def validate(
             fail("has no targets", where)
         for target in route.targets:
             known(target, where, allow_end=True)
+    _infer_writes(steps)
     for step in steps.values():
         for target in step.routes:
             known(target, f"routes of step {step.name!r}", allow_end=True)
@@ -107,13 +110,13 @@ def validate(
     for source, target in edges:
         if target != END and target not in static.setdefault(source, []):
             static[source].append(target)
-    _infer_writes(steps)
     topology = Topology(
         edges={source: tuple(targets) for source, targets in static.items()},
         routes=dict(routes),
         joins=tuple(Join(frozenset(sources), target) for sources, target in joins),
         joins_of=_joins_by_source(joins),
         subscriptions=tuple(subscriptions),
+        to_end=frozenset(source for source, target in edges if target == END),
     )
     if not topology.edges.get(START) and START not in topology.routes:
         fail("has no entry; add graph.edge(START, <first step>)")

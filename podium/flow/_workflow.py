@@ -64,6 +64,21 @@ class Workflow(Generic[S]):
         """Whether ``build(output=...)`` chose an output (otherwise the output is the final state)."""
         return self._output is not None
 
+    def input_state(self, value: Any) -> S:
+        """The initial state for ``value`` taken as *the input itself*, even when it is a mapping.
+
+        ``state_of`` reads a mapping as the state's fields; a parent that hands a sub-workflow a task (which may
+        be a dict) uses this instead, so the task lands in the input field whole.
+        """
+        if isinstance(value, self.schema.type):
+            return value  # type: ignore[no-any-return]
+        if isinstance(self._input, str):
+            value = {self._input: value}
+        elif self._input is not None:
+            value = self._input(value)
+        state: S = self.schema.initial(value)
+        return state
+
     def state_of(self, value: Any) -> S:
         """The initial state for a run's input (see ``Graph.build(input=...)``).
 
@@ -84,7 +99,7 @@ class Workflow(Generic[S]):
 
     async def run(
         self,
-        input: S | Mapping[str, Any] | None = None,
+        input: S | Mapping[str, Any] | Any = None,
         *,
         run_id: str | None = None,
         limits: Limits | None = None,
@@ -93,7 +108,8 @@ class Workflow(Generic[S]):
         """Run to the end and return the result; a failing step gives ``status="failed"``, not an exception.
 
         Args:
-            input: the initial state, or a mapping validated into it, or None for the state's defaults.
+            input: the initial state, a mapping validated into it, None for the state's defaults, or any other
+                value that ``Graph.build(input=...)`` turns into the state (e.g. a task for the team patterns).
             run_id: defaults to a new UUID.
             limits: override the workflow's limits for this run.
             hooks: observers of the run's lifecycle.
@@ -107,7 +123,7 @@ class Workflow(Generic[S]):
 
     def run_sync(
         self,
-        input: S | Mapping[str, Any] | None = None,
+        input: S | Mapping[str, Any] | Any = None,
         *,
         run_id: str | None = None,
         limits: Limits | None = None,
@@ -122,7 +138,7 @@ class Workflow(Generic[S]):
 
     def start(
         self,
-        input: S | Mapping[str, Any] | None = None,
+        input: S | Mapping[str, Any] | Any = None,
         *,
         run_id: str | None = None,
         limits: Limits | None = None,
@@ -131,6 +147,12 @@ class Workflow(Generic[S]):
         """Start the run as a task and return its handle (``await handle``, ``handle.cancel()``)."""
         from podium.runtime._handle import RunHandle
 
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            raise ConfigError(
+                "start() needs a running event loop; use run_sync() from code that is not async"
+            ) from None
         return RunHandle.start(self, input, run_id=run_id or str(uuid.uuid4()), limits=limits, hooks=hooks)
 
     def mermaid(self) -> str:
@@ -152,5 +174,5 @@ class Workflow(Generic[S]):
             for source in sorted(join.sources):
                 ends.discard(source)
                 lines.append(f"  {source} ==> {join.target}")
-        lines += [f"  {name} --> {END}" for name in self.steps if name in ends]
+        lines += [f"  {name} --> {END}" for name in self.steps if name in ends or name in self.topology.to_end]
         return "\n".join(lines)

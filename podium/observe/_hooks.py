@@ -2,7 +2,8 @@
 
 Subclass :class:`Hooks` and override the methods you need, sync or async; pass instances to ``run(hooks=[...])``.
 The journal, tracing and the UI attach here. Arguments are keyword-only so new ones can be added without breaking
-hooks. A hook that raises fails the run: an observer that cannot record is treated as a broken part, not ignored.
+hooks. A hook that raises stops the run and its exception propagates from ``run()``: an observer that cannot record
+(a journal, say) is a broken part, not something to ignore.
 """
 
 from __future__ import annotations

@@ -30,7 +30,7 @@ class RunHandle(Generic[S]):
     def start(
         cls,
         workflow: Workflow[S],
-        input: S | Mapping[str, Any] | None,
+        input: S | Mapping[str, Any] | Any,
         *,
         run_id: str,
         limits: Limits | None,

@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Hashable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from podium.errors import (
@@ -33,6 +33,7 @@ from podium.observe._hooks import HookSet, emit
 from podium.runtime._context import StepContext, _current
 from podium.runtime._limits import LimitReached, Limits
 from podium.runtime._result import RunResult, RunStatus
+from podium.runtime._threads import run_in_thread
 
 if TYPE_CHECKING:
     from podium.flow._graph import Route
@@ -103,11 +104,11 @@ async def execute(
     state = workflow.state_of(input)
     run.state = state
     started = run.clock()
-    if run.hooks.on_run_start:
-        await emit(run.hooks.on_run_start, run_id=run_id, workflow=workflow.name, state=state)
     status, error, reason, limit, output = RunStatus.COMPLETED, None, None, None, None
     deadline = asyncio.timeout(run.limits.max_seconds) if run.limits.max_seconds else None
     try:
+        if run.hooks.on_run_start:
+            await emit(run.hooks.on_run_start, run_id=run_id, workflow=workflow.name, state=state)
         if deadline is None:
             state = await _drive(run, workflow, state, "", "")
         else:
@@ -119,18 +120,15 @@ async def execute(
     except TimeoutError:
         if deadline is None or not deadline.expired():
             raise
-        running = ", ".join(repr(p) for p in run.in_flight) or "no step"
+        running = ", ".join(repr(p) for p in run.in_flight) or "none"
         status, limit, state = RunStatus.LIMITED, "max_seconds", run.state
-        reason = f"max_seconds={run.limits.max_seconds:g} reached while {running} was running"
+        reason = f"max_seconds={run.limits.max_seconds:g} reached; steps still running: {running}"
     except (StepError, JoinStalledError) as exc:
         status, error, reason, state = RunStatus.FAILED, exc, str(exc), run.state
     except asyncio.CancelledError:
-        if handle is None or handle.cancel_reason is None:
+        if not _cancelled_by(handle):
             raise
-        task = asyncio.current_task()
-        if task is not None:
-            task.uncancel()
-        status, reason, state = RunStatus.CANCELLED, handle.cancel_reason, run.state
+        status, reason, state = RunStatus.CANCELLED, handle.cancel_reason if handle else None, run.state
     result = RunResult(
         run_id=run_id,
         workflow=workflow.name,
@@ -145,8 +143,22 @@ async def execute(
         finished_at=run.clock(),
     )
     if run.hooks.on_run_finish:
-        await emit(run.hooks.on_run_finish, run_id=run_id, result=result)
+        try:
+            await emit(run.hooks.on_run_finish, run_id=run_id, result=result)
+        except asyncio.CancelledError:
+            if not _cancelled_by(handle):
+                raise  # a cancel() that arrives while the run reports its end changes nothing about it
     return result
+
+
+def _cancelled_by(handle: RunHandle[Any] | None) -> bool:
+    """Whether the cancellation being handled is the handle's ``cancel()`` (then absorbed) or the caller's own."""
+    if handle is None or handle.cancel_reason is None:
+        return False
+    task = asyncio.current_task()
+    if task is not None:
+        task.uncancel()
+    return True
 
 
 async def _drive(run: _Run, workflow: Workflow[Any], state: Any, scope: str, id_prefix: str) -> Any:
@@ -190,7 +202,7 @@ async def _drive(run: _Run, workflow: Workflow[Any], state: Any, scope: str, id_
             failure = failure or _first_failure(outcomes)
         state = workflow.schema.apply(
             state,
-            [(o.task.label, o.update) for o in outcomes if o.update],
+            [(o.task.path, o.task.label, o.update) for o in outcomes if o.update],
             run_id=run.run_id,
         )
         if not scope:
@@ -216,7 +228,7 @@ def _count_iterations(limits: Limits, tasks: list[_Task], iterations: dict[str, 
             task.iteration = counted[name]
             continue
         count = counted[name] = task.iteration = iterations.get(name, 0) + 1
-        cap = task.step.max_iterations or limits.max_iterations
+        cap = task.step.max_iterations if task.step.max_iterations is not None else limits.max_iterations
         if cap is not None and count > cap:
             raise LimitReached("max_iterations", f"step {task.path!r} reached its max_iterations={cap}")
         iterations[name] = count
@@ -272,7 +284,7 @@ async def _run_parallel(
         if future.cancelled():
             outcome = _Outcome(task)
             outcome.cancelled = True
-            run.in_flight.pop(task.label, None)
+            run.in_flight.pop(task.label, None)  # cancelled because a sibling failed: no longer running
             if run.hooks.on_step_fail:
                 await emit(
                     run.hooks.on_step_fail,
@@ -324,7 +336,11 @@ async def _run_task(run: _Run, task: _Task, state: Any) -> _Outcome:
         if step.on_error is not None:
             try:
                 args = (state, outcome.error, task.item)[: step.on_error_arity]
-                _normalize(outcome, step.on_error(*args), run.run_id)
+                recovered = step.on_error(*args)
+                if inspect.isawaitable(recovered):
+                    recovered = await recovered
+                outcome.goto, outcome.update = (), None  # nothing of the failed output survives
+                _normalize(outcome, recovered, run.run_id)
                 outcome.handled = True
             except Exception as handler_exc:
                 outcome.error = StepFailedError(
@@ -335,7 +351,8 @@ async def _run_task(run: _Run, task: _Task, state: Any) -> _Outcome:
                 outcome.error.__cause__ = handler_exc
     finally:
         _current.reset(token)
-        run.in_flight.pop(task.label, None)
+    # a cancelled task stays in in_flight: the run is ending, and its reason names what was running
+    run.in_flight.pop(task.label, None)
     outcome.events = ctx._events
     if outcome.error is not None:
         if hooks.on_step_fail:
@@ -379,7 +396,7 @@ async def _call(run: _Run, task: _Task, state: Any) -> Any:
         if step.is_async:
             call = fn(*args)
         elif step.thread:
-            call = asyncio.to_thread(fn, *args)
+            call = _awaited(run_in_thread(fn, *args))
         else:
             result = fn(*args)
             if not inspect.isawaitable(result):
@@ -394,6 +411,12 @@ async def _call(run: _Run, task: _Task, state: Any) -> Any:
         raise StepFailedError(
             f"did not finish within its timeout of {step.timeout:g} s", run_id=run.run_id, step=task.path
         ) from exc
+
+
+async def _awaited(call: Awaitable[Any]) -> Any:
+    """A sync callable may still return an awaitable (an async function behind a plain decorator)."""
+    result = await call
+    return await result if inspect.isawaitable(result) else result
 
 
 async def _call_workflow(run: _Run, task: _Task, state: Any) -> Any:
@@ -423,7 +446,12 @@ def _normalize(outcome: _Outcome, result: Any, run_id: str) -> None:
         result = result.update
     elif isinstance(result, Send):
         outcome.goto, result = (result,), None
-    elif isinstance(result, list) and result and step.into is None and all(isinstance(x, Send) for x in result):
+    elif (
+        isinstance(result, list)
+        and step.into is None
+        and (result or step.routes)  # [] from a step that routes is a fan-out over no items
+        and all(isinstance(x, Send) for x in result)
+    ):
         outcome.goto, result = tuple(result), None
     for target in outcome.goto:
         name = target.to if isinstance(target, Send) else target
@@ -494,13 +522,9 @@ def _next_tasks(
             if seen >= join.sources:
                 seen.clear()
                 chosen.append(join.target)
-        if events:
-            chosen.extend(
-                Send(step_name, event)
-                for event in events
-                for event_type, step_name in topology.subscriptions
-                if isinstance(event, event_type)
-            )
+        for event in events or ():
+            subscribers = {s: None for t, s in topology.subscriptions if isinstance(event, t)}
+            chosen.extend(Send(subscriber, event) for subscriber in subscribers)  # once per step and event
         for target in chosen:
             if isinstance(target, Send):
                 step = steps.get(target.to)
@@ -526,7 +550,7 @@ def _evaluate_route(run: _Run, route: Route, state: Any, source: str) -> list[st
             f"its route function raised {type(exc).__name__}: {exc}", run_id=run.run_id, step=source
         ) from exc
     if route.mapping is not None:
-        if choice not in route.mapping:
+        if not isinstance(choice, Hashable) or choice not in route.mapping:
             raise RoutingError(
                 f"its route returned {choice!r}, not one of {list(route.mapping)}",
                 run_id=run.run_id,
@@ -535,7 +559,13 @@ def _evaluate_route(run: _Run, route: Route, state: Any, source: str) -> list[st
         return [route.mapping[choice]]
     if choice is None:
         return []
-    picked = [choice] if isinstance(choice, str | Send) else list(choice)
+    picked = [choice] if isinstance(choice, str | Send) else list(choice) if isinstance(choice, list | tuple) else None
+    if picked is None or not all(isinstance(t, str | Send) for t in picked):
+        raise RoutingError(
+            f"its route returned {_short(choice)}; return a step name, a list of names, Send tasks, END or None",
+            run_id=run.run_id,
+            step=source,
+        )
     for target in picked:
         name = target.to if isinstance(target, Send) else target
         if name not in route.targets:

@@ -20,7 +20,7 @@ from podium.flow._reducers import append
 from podium.flow._step import StepSpec, arity_of, is_async_callable
 from podium.flow._workflow import Workflow
 
-__all__ = ["Conversation", "StepLike", "Turn", "add_member", "name_of"]
+__all__ = ["Conversation", "StepLike", "Turn", "add_member", "describe_failure", "name_of"]
 
 StepLike: TypeAlias = Callable[..., Any] | Workflow[Any] | StepSpec
 """What a pattern accepts as a step: a callable, a workflow, or a ``step(...)`` spec."""
@@ -109,7 +109,7 @@ def add_member(
         child = member
 
         def child_input(state: Any, item: Any = None) -> Any:
-            return item if item is not None else getattr(state, "task", None)
+            return child.input_state(item if item is not None else getattr(state, "task", None))
 
         def child_output(final: Any, state: Any, item: Any) -> Any:
             return turn(state, item, child.output_of(final))
@@ -135,3 +135,11 @@ def _adapt(fn: Callable[..., Any], turn: Callable[[Any, Any, Any], Any]) -> Call
     member.__name__ = getattr(fn, "__name__", "member")
     member.__doc__ = getattr(fn, "__doc__", None)
     return member
+
+
+def describe_failure(error: BaseException) -> str:
+    """One line for a failed member's turn: the original exception, or podium's message when it says more."""
+    cause = error.__cause__
+    if cause is None or not str(cause):
+        return str(error)
+    return f"{type(cause).__name__}: {cause}"

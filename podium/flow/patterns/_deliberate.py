@@ -11,7 +11,7 @@ from podium.errors import ConfigError
 from podium.flow._graph import Graph
 from podium.flow._step import END, START, Command, Send
 from podium.flow._workflow import Workflow
-from podium.flow.patterns._common import Conversation, StepLike, Turn, add_member, name_of, named
+from podium.flow.patterns._common import Conversation, StepLike, Turn, add_member, describe_failure, name_of, named
 from podium.runtime._limits import Limits
 
 __all__ = ["Tally", "debate", "vote"]
@@ -124,7 +124,7 @@ def vote(
 
     def tally(state: Conversation) -> Command:
         result = _tally(state, members, rule, quorum, weights or {}, key)
-        if result.decided or judge_name is None:
+        if result.decided or judge_name is None or not result.ballots:  # nothing to judge when nobody voted
             return Command(update={"result": result}, goto=END)
         candidates = result.tied or [result.ballots[v] for v in result.ballots]
         return Command(update={"result": result}, goto=Send(judge_name, list(dict.fromkeys(candidates))))
@@ -157,21 +157,22 @@ def _tally(
     ranked = sorted(totals.items(), key=lambda kv: -kv[1])
     top = [c for c, n in ranked if ranked and n == ranked[0][1]]
     cast = len(ballots)
-    decision: Any = None
+    decided = False
+    best: Any = None
     if ranked:
         best, votes = ranked[0]
         if rule == "majority":
-            decision = best if votes * 2 > cast else None
+            decided = votes * 2 > cast
         elif rule == "unanimous":
-            decision = best if len(totals) == 1 and not abstained else None
+            decided = len(totals) == 1 and not abstained
         elif rule == "quorum":
             assert quorum is not None
-            decision = best if votes >= quorum and len(top) == 1 else None
+            decided = votes >= quorum and len(top) == 1
         else:  # plurality, weighted
-            decision = best if len(top) == 1 else None
+            decided = len(top) == 1
     return Tally(
-        decision=decision,
-        decided=decision is not None,
+        decision=best if decided else None,
+        decided=decided,
         rule=rule,
         counts={str(c): n for c, n in ranked},
         ballots=ballots,
@@ -206,8 +207,7 @@ def _ballot(speaker: str) -> Callable[[Conversation, Any, Any], Any]:
 
 def _abstain(speaker: str) -> Callable[[Conversation, Exception], Any]:
     def on_error(state: Conversation, error: Exception) -> Any:
-        cause = error.__cause__ or error
-        return {"turns": Turn(speaker=speaker, content=f"{type(cause).__name__}: {cause}", kind="error")}
+        return {"turns": Turn(speaker=speaker, content=describe_failure(error), kind="error")}
 
     return on_error
 

@@ -9,7 +9,7 @@ from podium.errors import ConfigError, StepOutputError
 from podium.flow._graph import Graph
 from podium.flow._step import START, Command, Send
 from podium.flow._workflow import Workflow
-from podium.flow.patterns._common import Conversation, StepLike, Turn, add_member, name_of
+from podium.flow.patterns._common import Conversation, StepLike, Turn, add_member, describe_failure, name_of
 from podium.runtime._context import context
 from podium.runtime._limits import Limits
 
@@ -66,10 +66,7 @@ def planner(
         return {"turns": Turn(speaker=worker_name, content=answer, kind="subtask", about=subtask)}
 
     def failed(state: Conversation, error: Exception, subtask: Any) -> Any:
-        cause = error.__cause__ or error
-        return {
-            "turns": Turn(speaker=worker_name, content=f"{type(cause).__name__}: {cause}", kind="error", about=subtask)
-        }
+        return {"turns": Turn(speaker=worker_name, content=describe_failure(error), kind="error", about=subtask)}
 
     add_member(graph, plan_name, plan, planned, routes=(worker_name, synth_name))
     worker_options: dict[str, Any] = {"on_error": failed} if on_subtask_failure == "skip" else {}
@@ -80,7 +77,6 @@ def planner(
         output="result",
         input="task",
         limits=limits,
-        on_branch_failure="finish" if on_subtask_failure == "skip" else "cancel",
     )
 
 

@@ -7,11 +7,12 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from podium.errors import ConfigError
+from podium.errors import ConfigError, RoutingError
 from podium.flow._graph import Graph
 from podium.flow._step import END, START, Command, Send, arity_of, is_async_callable
 from podium.flow._workflow import Workflow
 from podium.flow.patterns._common import Conversation, StepLike, Turn, add_member, named
+from podium.runtime._context import context
 from podium.runtime._limits import LimitReached, Limits
 
 __all__ = ["Done", "Handoff", "handoff", "hierarchical", "supervisor"]
@@ -68,8 +69,11 @@ def supervisor(
                 result = state.turns[-1].content
             return Command(update={"result": result}, goto=END)
         if state.round >= max_rounds:
-            raise LimitReached("max_rounds", f"{router_name!r} was not done after max_rounds={max_rounds}")
+            raise LimitReached("max_rounds", f"{context().step!r} was not done after max_rounds={max_rounds}")
         picked = [decision] if isinstance(decision, str | Send) else list(decision)
+        if not picked:
+            ctx = context()
+            raise RoutingError("chose no worker; return Done(result) to finish", run_id=ctx.run_id, step=ctx.step)
         labels = [p if isinstance(p, str) else p.to for p in picked]
         turn = Turn(speaker=router_name, content=labels, round=state.round + 1, kind="route")
         return Command(update={"turns": turn, "round": state.round + 1}, goto=picked)
@@ -154,7 +158,8 @@ def _handoff_turn(speaker: str, max_handoffs: int) -> Callable[[Conversation, An
             if state.round >= max_handoffs:
                 raise LimitReached(
                     "max_handoffs",
-                    f"{speaker!r} tried handoff number {state.round + 1} to {answer.to!r}; max_handoffs={max_handoffs}",
+                    f"{context().step!r} tried handoff number {state.round + 1} to {answer.to!r}; "
+                    f"max_handoffs={max_handoffs}",
                 )
             note = Turn(speaker=speaker, content=answer.note, round=state.round, kind="handoff", about=answer.to)
             return Command(update={"turns": note, "round": state.round + 1}, goto=answer.to)
