@@ -14,7 +14,6 @@ Every mistake that can be seen without running is raised by :meth:`Graph.build` 
 
 from __future__ import annotations
 
-import inspect
 import itertools
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -22,7 +21,7 @@ from typing import Any, Generic, TypeVar, overload
 
 from podium.errors import WorkflowDefinitionError
 from podium.flow._state import StateSchema
-from podium.flow._step import END, START, Step, StepSpec, arity_of, is_async_callable
+from podium.flow._step import END, START, Step, StepSpec, make_step
 from podium.flow._validate import validate
 from podium.flow._workflow import Workflow
 from podium.runtime._limits import Limits
@@ -130,60 +129,26 @@ class Graph(Generic[S]):
                 f"cannot name a step {step_name!r}; pass name=... (no '/', not START or END)",
                 workflow=self.name,
             )
-        where = f"step {step_name!r}"
-        if max_iterations is not None and max_iterations < 1:
-            raise WorkflowDefinitionError(
-                f"max_iterations must be at least 1, not {max_iterations}", workflow=self.name, where=where
-            )
-        if timeout is not None and timeout <= 0:
-            raise WorkflowDefinitionError(f"timeout must be positive, not {timeout}", workflow=self.name, where=where)
         if step_name in self._steps:
             raise WorkflowDefinitionError(
                 "a step with this name was already added", workflow=self.name, where=f"step {step_name!r}"
             )
-        if workflow is None:
-            callable_fn: Callable[..., Any] = fn  # type: ignore[assignment]
-            try:
-                arity = arity_of(callable_fn)
-            except (TypeError, ValueError) as exc:
-                raise WorkflowDefinitionError(str(exc), workflow=self.name, where=f"step {step_name!r}") from exc
-            is_async = is_async_callable(callable_fn)
-            if timeout is not None and not is_async and thread is False:
-                raise WorkflowDefinitionError(
-                    "a timeout cannot interrupt a sync step that runs on the event loop (thread=False); "
-                    "let it run in a thread or make it async",
-                    workflow=self.name,
-                    where=where,
-                )
-        else:
-            if into is None and output is None and not workflow.has_output:
-                raise WorkflowDefinitionError(
-                    f"sub-workflow {workflow.name!r} has no output, so its final state would be the update; "
-                    f"add it with into='<field>' or output=fn, or build it with output=...",
-                    workflow=self.name,
-                    where=f"step {step_name!r}",
-                )
-            callable_fn = None  # type: ignore[assignment]
-            arity = 2 if input is None else max(arity_of(input), 1)
-            is_async = True
-        self._steps[step_name] = Step(
-            name=step_name,
-            fn=callable_fn,
-            workflow=workflow,
-            arity=arity,
-            is_async=is_async,
-            thread=(not is_async) if thread is None else (thread and not is_async),
-            into=into,
-            writes=frozenset(writes) if writes is not None else (frozenset((into,)) if into else None),
-            routes=tuple(routes),
-            timeout=timeout,
-            max_iterations=max_iterations,
-            on_error=on_error,
-            input=input,
-            output=output,
-            output_arity=max(arity_of(output, most=3), 1) if output is not None else 1,
-            on_error_arity=_on_error_arity(on_error, self.name, step_name),
-        )
+        try:
+            self._steps[step_name] = make_step(
+                step_name,
+                fn,
+                into=into,
+                writes=writes,
+                routes=routes,
+                timeout=timeout,
+                max_iterations=max_iterations,
+                on_error=on_error,
+                thread=thread,
+                input=input,
+                output=output,
+            )
+        except (TypeError, ValueError) as exc:
+            raise WorkflowDefinitionError(str(exc), workflow=self.name, where=f"step {step_name!r}") from exc
         return self
 
     @overload
@@ -293,20 +258,3 @@ class Graph(Generic[S]):
             limits=limits,
             cancel_siblings=on_branch_failure == "cancel",
         )
-
-
-def _on_error_arity(on_error: Callable[..., Any] | None, workflow: str, step: str) -> int:
-    if on_error is None:
-        return 2
-    params = [
-        p
-        for p in inspect.signature(on_error).parameters.values()
-        if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD, p.VAR_POSITIONAL)
-    ]
-    if any(p.kind is p.VAR_POSITIONAL for p in params) or len(params) >= 3:
-        return 3
-    if len(params) == 2:
-        return 2
-    raise WorkflowDefinitionError(
-        "on_error must take (state, error) or (state, error, item)", workflow=workflow, where=f"step {step!r}"
-    )

@@ -13,14 +13,14 @@ returns an update for the state:
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeAlias
 
 if TYPE_CHECKING:
     from podium.flow._workflow import Workflow
 
-__all__ = ["END", "START", "Command", "Goto", "Send", "Step", "StepSpec", "step"]
+__all__ = ["END", "START", "Command", "Goto", "Send", "Step", "StepSpec", "make_step", "step"]
 
 START = "__start__"
 """The virtual step every run begins from: ``graph.edge(START, "first")``."""
@@ -95,6 +95,80 @@ def step(fn: Callable[..., Any] | Workflow[Any], *, name: str | None = None, **o
         sequential(step(fetch, timeout=10), step(summarize, into="summary"), state=Doc)
     """
     return StepSpec(fn, name, options)
+
+
+def make_step(
+    name: str,
+    fn: Callable[..., Any] | Workflow[Any],
+    *,
+    into: str | None,
+    writes: Iterable[str] | None,
+    routes: Iterable[str],
+    timeout: float | None,
+    max_iterations: int | None,
+    on_error: Callable[..., Any] | None,
+    thread: bool | None,
+    input: Callable[..., Any] | None,
+    output: Callable[..., Any] | None,
+) -> Step:
+    """Check a step's options against its callable and make the :class:`Step` (see ``Graph.add``).
+
+    Raises:
+        ValueError: an option is out of range or cannot work with this callable.
+        TypeError: a callable's signature does not fit.
+    """
+    if max_iterations is not None and max_iterations < 1:
+        raise ValueError(f"max_iterations must be at least 1, not {max_iterations}")
+    if timeout is not None and timeout <= 0:
+        raise ValueError(f"timeout must be positive, not {timeout}")
+    from podium.flow._workflow import Workflow
+
+    if isinstance(fn, Workflow):
+        if into is None and output is None and not fn.has_output:
+            raise ValueError(
+                f"sub-workflow {fn.name!r} has no output, so its final state would be the update; "
+                f"add it with into='<field>' or output=fn, or build it with output=..."
+            )
+        workflow: Workflow[Any] | None = fn
+        callable_fn = None
+        arity = 2 if input is None else max(arity_of(input), 1)
+        is_async = True
+    else:
+        workflow, callable_fn = None, fn
+        arity = arity_of(fn)
+        is_async = is_async_callable(fn)
+        if timeout is not None and not is_async and thread is False:
+            raise ValueError(
+                "a timeout cannot interrupt a sync step that runs on the event loop (thread=False); "
+                "let it run in a thread or make it async"
+            )
+    return Step(
+        name=name,
+        fn=callable_fn,
+        workflow=workflow,
+        arity=arity,
+        is_async=is_async,
+        thread=(not is_async) if thread is None else (thread and not is_async),
+        into=into,
+        writes=frozenset(writes) if writes is not None else (frozenset((into,)) if into else None),
+        routes=tuple(routes),
+        timeout=timeout,
+        max_iterations=max_iterations,
+        on_error=on_error,
+        input=input,
+        output=output,
+        output_arity=max(arity_of(output, most=3), 1) if output is not None else 1,
+        on_error_arity=_on_error_arity(on_error),
+    )
+
+
+def _on_error_arity(on_error: Callable[..., Any] | None) -> int:
+    if on_error is None:
+        return 2
+    arity = arity_of(on_error, most=3)
+    if arity < 2:
+        raise TypeError("on_error must take (state, error) or (state, error, item)")
+    return arity
 
 
 def arity_of(fn: Callable[..., Any], most: int = 2) -> int:
