@@ -6,14 +6,22 @@ The public API is re-exported here; everything else is private (``_``-prefixed m
 from podium import reducers
 from podium.errors import (
     ConfigError,
+    EncodingError,
+    InterruptError,
     JoinStalledError,
+    JournalError,
+    JournalMismatchError,
+    LeaseLostError,
     PodiumError,
     RoutingError,
     RunIncompleteError,
+    RunNotFoundError,
+    RunStateError,
     StateSchemaError,
     StepError,
     StepFailedError,
     StepOutputError,
+    StoreError,
     UpdateConflictError,
     WorkflowDefinitionError,
 )
@@ -39,11 +47,14 @@ from podium.flow.patterns import (
     supervisor,
     vote,
 )
+from podium.journal import MemoryStore, Question, RunInfo, SQLiteStore, Store, open_store
 from podium.observe._hooks import Hooks
 from podium.runtime._context import StepContext, context
 from podium.runtime._handle import RunHandle
+from podium.runtime._interrupt import Approval, answer, approve, ask
 from podium.runtime._limits import LimitReached, Limits
 from podium.runtime._result import RunResult, RunStatus
+from podium.runtime._runner import Checkpoint, JournalOptions
 
 __version__ = "0.1.0"
 
@@ -84,10 +95,31 @@ __all__ = [
     "RunStatus",
     "StepContext",
     "context",
+    # durability: journal, stores, people in the loop
+    "Approval",
+    "Checkpoint",
+    "JournalOptions",
+    "MemoryStore",
+    "Question",
+    "RunInfo",
+    "SQLiteStore",
+    "Store",
+    "answer",
+    "approve",
+    "ask",
+    "open_store",
     # observing
     "Hooks",
     # errors
     "ConfigError",
+    "EncodingError",
+    "InterruptError",
+    "JournalError",
+    "JournalMismatchError",
+    "LeaseLostError",
+    "RunNotFoundError",
+    "RunStateError",
+    "StoreError",
     "JoinStalledError",
     "PodiumError",
     "RoutingError",

@@ -12,7 +12,15 @@ One base, :class:`PodiumError`, so ``except PodiumError`` catches podium's compl
     │   ├── UpdateConflictError      parallel steps wrote one field that has no merge rule
     │   └── RoutingError             a router or a step chose a target that does not exist or was not declared
     ├── JoinStalledError             the run ran out of work while a join still waited for some of its sources
-    └── RunIncompleteError           ``RunResult.unwrap()`` on a run that was limited or cancelled
+    ├── RunIncompleteError           ``RunResult.unwrap()`` on a run that was limited or cancelled
+    ├── JournalError                 the journal cannot do what was asked; nothing was written
+    │   ├── StoreError               the store cannot be used: it does not connect, or is not a podium journal
+    │   ├── RunNotFoundError         no run has that id in this store
+    │   ├── RunStateError            the run cannot do that now (resume a completed run, claim an owned one)
+    │   ├── LeaseLostError           another process took the run over; this one must stop writing to it
+    │   ├── JournalMismatchError     the workflow no longer matches the journal it is resumed from
+    │   ├── EncodingError            a value cannot be written to the journal (not JSON, model or dataclass)
+    │   └── InterruptError           an answer names no pending question, repeats one, or does not fit it
 
 Control-flow signals are deliberately *not* ``PodiumError``: cancellation is ``asyncio.CancelledError``, and a
 run that hits a limit is not an error at all but a run that ends with status ``limited``.
@@ -22,14 +30,22 @@ from __future__ import annotations
 
 __all__ = [
     "ConfigError",
+    "EncodingError",
+    "InterruptError",
     "JoinStalledError",
+    "JournalError",
+    "JournalMismatchError",
+    "LeaseLostError",
     "PodiumError",
     "RoutingError",
     "RunIncompleteError",
+    "RunNotFoundError",
+    "RunStateError",
     "StateSchemaError",
     "StepError",
     "StepFailedError",
     "StepOutputError",
+    "StoreError",
     "UpdateConflictError",
     "WorkflowDefinitionError",
 ]
@@ -143,3 +159,83 @@ class RunIncompleteError(PodiumError):
         self.status = status
         self.reason = reason
         super().__init__(f"run {run_id} ended {status}: {reason}")
+
+
+class JournalError(PodiumError):
+    """The journal cannot do what was asked. Whatever raised this wrote nothing."""
+
+
+class StoreError(JournalError):
+    """The store cannot be used: its URL does not connect, or its file or database is not a podium journal.
+
+    Attributes:
+        url: the store's URL or path (passwords removed).
+    """
+
+    def __init__(self, message: str, *, url: str) -> None:
+        self.url = url
+        super().__init__(f"{url}: {message}")
+
+
+class RunNotFoundError(JournalError):
+    """No run with this id is in the store."""
+
+    def __init__(self, run_id: str, *, url: str = "") -> None:
+        self.run_id = run_id
+        where = f" in {url}" if url else ""
+        super().__init__(f"no run {run_id!r}{where}; 'podium runs' lists the runs it has")
+
+
+class RunStateError(JournalError):
+    """The run is in a state that does not allow this (resuming a completed run, claiming an owned one).
+
+    Attributes:
+        run_id: the run.
+        status: its status.
+    """
+
+    def __init__(self, message: str, *, run_id: str, status: str) -> None:
+        self.run_id = run_id
+        self.status = status
+        super().__init__(f"run {run_id} ({status}): {message}")
+
+
+class LeaseLostError(JournalError):
+    """Another process owns the run now (this one's lease ran out); this process stopped working on it."""
+
+    def __init__(self, *, run_id: str, owner: str) -> None:
+        self.run_id = run_id
+        self.owner = owner
+        super().__init__(f"run {run_id}: worker {owner} no longer holds its lease; another worker took it over")
+
+
+class JournalMismatchError(JournalError):
+    """Resuming replayed a journal that the workflow's code no longer matches (a step renamed, a route changed).
+
+    Attributes:
+        run_id: the run.
+        task_id: where the journal and the workflow part ways.
+    """
+
+    def __init__(self, message: str, *, run_id: str, task_id: str) -> None:
+        self.run_id = run_id
+        self.task_id = task_id
+        super().__init__(f"run {run_id}, task {task_id}: {message}; resume it with the workflow version that began it")
+
+
+class EncodingError(JournalError):
+    """A value cannot be journaled: use JSON values, pydantic models, dataclasses, enums, dates, UUIDs or bytes."""
+
+
+class InterruptError(JournalError):
+    """An answer names no pending question, repeats one already answered, or does not fit its schema.
+
+    Attributes:
+        run_id: the run.
+        interrupt_id: the question.
+    """
+
+    def __init__(self, message: str, *, run_id: str, interrupt_id: str) -> None:
+        self.run_id = run_id
+        self.interrupt_id = interrupt_id
+        super().__init__(f"run {run_id}, question {interrupt_id!r}: {message}")

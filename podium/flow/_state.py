@@ -16,7 +16,7 @@ from typing import Any
 import pydantic
 from pydantic import TypeAdapter, ValidationError
 
-from podium.errors import StateSchemaError, StepOutputError, UpdateConflictError
+from podium.errors import ConfigError, StateSchemaError, StepOutputError, UpdateConflictError
 from podium.flow._reducers import Reducer
 
 __all__ = ["FieldSpec", "StateSchema"]
@@ -71,6 +71,23 @@ class StateSchema:
     def project(self, source: Any) -> dict[str, Any]:
         """The fields of ``source`` (any state object) that this state also has, by name."""
         return {name: getattr(source, name) for name in self.fields if hasattr(source, name)}
+
+    def replace(self, state: Any, values: Mapping[str, Any]) -> Any:
+        """A copy of ``state`` with ``values`` set (validated, merge rules not applied): an edit, not an update.
+
+        Raises:
+            ConfigError: a field is unknown or a value does not fit it.
+        """
+        changed = {}
+        for name, value in values.items():
+            spec = self.fields.get(name)
+            if spec is None:
+                raise ConfigError(f"{self.name} has no field {name!r}; it has {sorted(self.fields)}")
+            try:
+                changed[name] = spec.adapter.validate_python(value)
+            except ValidationError as exc:
+                raise ConfigError(f"{self.name}.{name} cannot be {_short(value)}: {_first_error(exc)}") from exc
+        return self._copy(state, changed) if changed else state
 
     def apply(self, state: Any, writes: Sequence[tuple[str, str, Mapping[str, Any]]], *, run_id: str) -> Any:
         """Apply each step's writes in order and return the new state (``state`` itself if nothing changed).

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Literal, TypeAlias, TypeVar
 
 from podium.errors import ConfigError
 from podium.flow._step import END, START
@@ -14,14 +14,32 @@ if TYPE_CHECKING:
     from podium.flow._state import StateSchema
     from podium.flow._step import Step
     from podium.flow._validate import Topology
+    from podium.journal._store import Store
     from podium.observe._hooks import Hooks
     from podium.runtime._handle import RunHandle
     from podium.runtime._limits import Limits
     from podium.runtime._result import RunResult
+    from podium.runtime._runner import Checkpoint, JournalOptions
 
-__all__ = ["Workflow"]
+__all__ = ["StoreArg", "Workflow", "resolve_store"]
 
 S = TypeVar("S")
+
+StoreArg: TypeAlias = "Store | str | Literal[False] | None"
+"""Where a run is journaled: a :class:`~podium.journal.Store`, a store URL, None for the default store
+(``$PODIUM_STORE`` or ``.podium/podium.db``), or False for no journal at all (nothing survives the process)."""
+
+
+def resolve_store(store: StoreArg) -> Store | None:
+    from podium.journal import default_store, open_store
+
+    if store is False:
+        return None
+    if store is None:
+        return default_store()
+    if isinstance(store, str):
+        return open_store(store)
+    return store
 
 
 class Workflow(Generic[S]):
@@ -104,8 +122,13 @@ class Workflow(Generic[S]):
         run_id: str | None = None,
         limits: Limits | None = None,
         hooks: Sequence[Hooks] = (),
+        store: StoreArg = None,
+        journal: JournalOptions | None = None,
     ) -> RunResult[S]:
         """Run to the end and return the result; a failing step gives ``status="failed"``, not an exception.
+
+        The run is journaled (before its first step) in ``store``, so it can be resumed after a crash, paused for
+        a person, inspected and forked.
 
         Args:
             input: the initial state, a mapping validated into it, None for the state's defaults, or any other
@@ -113,13 +136,24 @@ class Workflow(Generic[S]):
             run_id: defaults to a new UUID.
             limits: override the workflow's limits for this run.
             hooks: observers of the run's lifecycle.
+            store: where to journal the run (see :data:`StoreArg`); the default store unless given.
+            journal: lease and snapshot settings.
 
         Raises:
-            pydantic.ValidationError: ``input`` does not fit the state type (nothing has run).
+            pydantic.ValidationError: ``input`` does not fit the state type (nothing has run or been journaled).
+            JournalError: the store cannot be used, or the run id exists already.
         """
         from podium.runtime._runner import execute
 
-        return await execute(self, input, run_id=run_id or str(uuid.uuid4()), limits=limits, hooks=hooks)
+        return await execute(
+            self,
+            input,
+            run_id=run_id or str(uuid.uuid4()),
+            limits=limits,
+            hooks=hooks,
+            store=resolve_store(store),
+            options=journal,
+        )
 
     def run_sync(
         self,
@@ -128,12 +162,14 @@ class Workflow(Generic[S]):
         run_id: str | None = None,
         limits: Limits | None = None,
         hooks: Sequence[Hooks] = (),
+        store: StoreArg = None,
+        journal: JournalOptions | None = None,
     ) -> RunResult[S]:
         """:meth:`run` for code that is not async. Refuses to run inside a running event loop."""
         try:
             asyncio.get_running_loop()
         except RuntimeError:
-            return asyncio.run(self.run(input, run_id=run_id, limits=limits, hooks=hooks))
+            return asyncio.run(self.run(input, run_id=run_id, limits=limits, hooks=hooks, store=store, journal=journal))
         raise ConfigError("run_sync() cannot be called from a running event loop; use 'await workflow.run(...)'")
 
     def start(
@@ -143,6 +179,8 @@ class Workflow(Generic[S]):
         run_id: str | None = None,
         limits: Limits | None = None,
         hooks: Sequence[Hooks] = (),
+        store: StoreArg = None,
+        journal: JournalOptions | None = None,
     ) -> RunHandle[S]:
         """Start the run as a task and return its handle (``await handle``, ``handle.cancel()``)."""
         from podium.runtime._handle import RunHandle
@@ -153,7 +191,79 @@ class Workflow(Generic[S]):
             raise ConfigError(
                 "start() needs a running event loop; use run_sync() from code that is not async"
             ) from None
-        return RunHandle.start(self, input, run_id=run_id or str(uuid.uuid4()), limits=limits, hooks=hooks)
+        return RunHandle.start(
+            self,
+            input,
+            run_id=run_id or str(uuid.uuid4()),
+            limits=limits,
+            hooks=hooks,
+            store=resolve_store(store),
+            options=journal,
+        )
+
+    async def resume(
+        self,
+        run_id: str,
+        *,
+        store: StoreArg = None,
+        limits: Limits | None = None,
+        hooks: Sequence[Hooks] = (),
+        journal: JournalOptions | None = None,
+    ) -> RunResult[S]:
+        """Continue a run from its journal: after a crash, after its questions were answered, or after it failed
+        or reached a limit (with new ``limits``). Steps whose results are journaled are not run again.
+
+        Raises:
+            RunNotFoundError: no such run in the store.
+            RunStateError: it completed, another process owns it, or it is a run of another workflow.
+            JournalMismatchError: this workflow's code no longer matches what the journal recorded.
+        """
+        from podium.runtime._runner import execute
+
+        resolved = resolve_store(store)
+        if resolved is None:
+            raise ConfigError("resume() needs the store the run was journaled in")
+        return await execute(
+            self, None, run_id=run_id, limits=limits, hooks=hooks, store=resolved, resume=True, options=journal
+        )
+
+    async def history(self, run_id: str, *, store: StoreArg = None) -> list[Checkpoint]:
+        """The run's state after each top-level superstep, read from its journal (nothing runs)."""
+        from podium.runtime._runner import history
+
+        resolved = resolve_store(store)
+        if resolved is None:
+            raise ConfigError("history() needs the store the run was journaled in")
+        return await history(self, resolved, run_id)
+
+    async def fork(
+        self,
+        run_id: str,
+        *,
+        at: int | str,
+        update: Mapping[str, Any] | None = None,
+        store: StoreArg = None,
+        new_run_id: str | None = None,
+    ) -> str:
+        """Make a new run that continues from a point of an old one, optionally with edited state.
+
+        The old run is not touched. Resume the new one (``await workflow.resume(new_id)``) to run it.
+
+        Args:
+            run_id: the run to fork.
+            at: a superstep number, a task id (``"3.0"``), or a step name (its latest run).
+            update: fields to set in the state at that point (validated; merge rules are not applied).
+            new_run_id: defaults to a new UUID.
+
+        Returns:
+            The new run's id.
+        """
+        from podium.runtime._fork import fork
+
+        resolved = resolve_store(store)
+        if resolved is None:
+            raise ConfigError("fork() needs the store the run was journaled in")
+        return await fork(self, resolved, run_id, at=at, update=update, new_run_id=new_run_id or str(uuid.uuid4()))
 
     def mermaid(self) -> str:
         """The graph as a Mermaid flowchart: solid edges are static, dotted ones conditional."""

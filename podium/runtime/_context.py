@@ -39,6 +39,9 @@ class StepContext:
     started_at: float
     _ids: int = 0
     _events: list[Any] | None = field(default=None, repr=False)
+    _answers: dict[str, Any] | None = field(default=None, repr=False)
+    """Journaled answers to this run's questions (None when the run has no journal)."""
+    _asked: int = 0
 
     def now(self) -> datetime:
         """The step's deterministic time: when its task started, as an aware UTC datetime."""

@@ -8,9 +8,11 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 if TYPE_CHECKING:
     from podium.flow._workflow import Workflow
+    from podium.journal._store import Store
     from podium.observe._hooks import Hooks
     from podium.runtime._limits import Limits
     from podium.runtime._result import RunResult
+    from podium.runtime._runner import JournalOptions
 
 __all__ = ["RunHandle"]
 
@@ -35,12 +37,16 @@ class RunHandle(Generic[S]):
         run_id: str,
         limits: Limits | None,
         hooks: Sequence[Hooks],
+        store: Store | None = None,
+        options: JournalOptions | None = None,
     ) -> RunHandle[S]:
         from podium.runtime._runner import execute
 
         handle = cls(run_id)
         handle._task = asyncio.get_running_loop().create_task(
-            execute(workflow, input, run_id=run_id, limits=limits, hooks=hooks, handle=handle),
+            execute(
+                workflow, input, run_id=run_id, limits=limits, hooks=hooks, handle=handle, store=store, options=options
+            ),
             name=f"podium-run-{run_id}",
         )
         return handle

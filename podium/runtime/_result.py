@@ -24,6 +24,8 @@ class RunStatus(enum.StrEnum):
     """A limit was reached; ``RunResult.limit`` names it and ``state`` is the partial state."""
     CANCELLED = "cancelled"
     """Someone cancelled the run; ``state`` is the partial state."""
+    WAITING = "waiting"
+    """A step asked a person (``podium.ask``); ``waiting`` lists the questions. Answer them, then resume."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -39,9 +41,10 @@ class RunResult(Generic[S]):
         error: the error of a failed run.
         reason: why a run did not complete, in one sentence.
         limit: the limit a limited run reached: ``"max_steps"``, ``"max_iterations"`` or ``"max_seconds"``.
-        steps: how many step executions ran (or started, for those cut short).
+        steps: how many step executions ran (or started, for those cut short), replayed ones included.
         started_at: seconds since the epoch.
         finished_at: seconds since the epoch.
+        waiting: for a waiting run, the ids of the questions it waits for.
     """
 
     run_id: str
@@ -55,6 +58,7 @@ class RunResult(Generic[S]):
     steps: int = 0
     started_at: float = 0.0
     finished_at: float = 0.0
+    waiting: tuple[str, ...] = ()
 
     @property
     def ok(self) -> bool:
@@ -69,7 +73,7 @@ class RunResult(Generic[S]):
 
         Raises:
             PodiumError: the run's own error if it failed.
-            RunIncompleteError: the run was limited or cancelled.
+            RunIncompleteError: the run was limited, cancelled or is waiting.
         """
         if self.status is RunStatus.COMPLETED:
             return self.output

@@ -1,0 +1,175 @@
+"""The journal's records: everything a run decides or observes, in the order it happened.
+
+Each record is a frozen dataclass with a ``kind``; :data:`EVENTS` is the one ``TypeAdapter`` that reads and writes
+them. Values that came from user code (state, updates, items, answers) are held already encoded by
+:mod:`podium.journal._codec`, so a record is plain JSON all the way down.
+
+A run's journal reads, for example::
+
+    run_accepted      the run exists, with its input; written before any step runs
+    run_started       a process took the run (again, after a resume)
+    tasks_scheduled   one superstep's tasks, and the routing decisions that chose them
+    step_completed    a task's update, routing and emitted events: never executed again once written
+    step_failed       a task's error and attempt (``handled`` when on_error recovered)
+    interrupt_asked   a step asked a person; interrupt_answered: the answer
+    run_suspended     the run waits for answers; no process owns it
+    snapshot          the state and frontier after a superstep, so resume need not replay from the start
+    run_finished      completed, failed, limited or cancelled, with the reason
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal, TypeAlias
+
+from pydantic import Field, TypeAdapter
+
+__all__ = [
+    "EVENTS",
+    "Event",
+    "InterruptAnswered",
+    "InterruptAsked",
+    "RunAccepted",
+    "RunFinished",
+    "RunStarted",
+    "RunSuspended",
+    "Snapshot",
+    "StepCompleted",
+    "StepFailed",
+    "TasksScheduled",
+]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RunAccepted:
+    """The run exists. Its input is the initial state, encoded."""
+
+    kind: Literal["run_accepted"] = "run_accepted"
+    workflow: str
+    state: Any
+    parent_run_id: str | None = None
+    forked_at: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RunStarted:
+    """A process (``owner``) began or resumed executing the run."""
+
+    kind: Literal["run_started"] = "run_started"
+    owner: str
+    resumed: bool
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TasksScheduled:
+    """A superstep's tasks (``[{"id", "step", "item"?}]``) in task order, in ``scope`` ("" or a task id + "/")."""
+
+    kind: Literal["tasks_scheduled"] = "tasks_scheduled"
+    scope: str
+    superstep: int
+    tasks: list[dict[str, Any]]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StepCompleted:
+    """A task's result: ``update`` (field → encoded value), ``goto`` and ``emitted`` (encoded), how long it took."""
+
+    kind: Literal["step_completed"] = "step_completed"
+    task_id: str
+    step: str
+    attempt: int
+    update: dict[str, Any] | None
+    goto: list[Any]
+    emitted: list[Any]
+    duration: float
+    recovered: str | None = None
+    """The error that ``on_error`` turned into this update, if any."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StepFailed:
+    """A task failed (``handled``: on_error recovered it, and a step_completed follows)."""
+
+    kind: Literal["step_failed"] = "step_failed"
+    task_id: str
+    step: str
+    attempt: int
+    error_type: str
+    message: str
+    handled: bool
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class InterruptAsked:
+    """A step asked a person. ``schema`` is the answer type's import path, ``json_schema`` its JSON Schema."""
+
+    kind: Literal["interrupt_asked"] = "interrupt_asked"
+    interrupt_id: str
+    task_id: str
+    step: str
+    prompt: str
+    ask: str
+    schema: str | None
+    json_schema: dict[str, Any] | None
+    value: Any = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class InterruptAnswered:
+    """A person answered; ``answer`` is encoded, and already checked against the question's schema."""
+
+    kind: Literal["interrupt_answered"] = "interrupt_answered"
+    interrupt_id: str
+    answer: Any
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RunSuspended:
+    """The run stopped to wait for answers to these questions; it resumes when they are given."""
+
+    kind: Literal["run_suspended"] = "run_suspended"
+    waiting: list[str]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Snapshot:
+    """The top-level runner's position after a superstep: enough to resume without replaying what came before."""
+
+    kind: Literal["snapshot"] = "snapshot"
+    superstep: int
+    state: Any
+    frontier: list[dict[str, Any]]
+    iterations: dict[str, int]
+    join_seen: list[list[str]]
+    steps_done: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RunFinished:
+    """The run ended: ``status`` is completed, failed, limited or cancelled."""
+
+    kind: Literal["run_finished"] = "run_finished"
+    status: str
+    reason: str | None
+    limit: str | None
+    error_type: str | None
+    output: Any
+    steps: int
+
+
+Event: TypeAlias = Annotated[
+    RunAccepted
+    | RunStarted
+    | TasksScheduled
+    | StepCompleted
+    | StepFailed
+    | InterruptAsked
+    | InterruptAnswered
+    | RunSuspended
+    | Snapshot
+    | RunFinished,
+    Field(discriminator="kind"),
+]
+
+EVENTS: TypeAdapter[Event] = TypeAdapter(Event)
+"""Reads a stored record (a dict with ``kind``) into its dataclass, and dumps one back to a dict."""

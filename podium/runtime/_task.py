@@ -1,0 +1,450 @@
+"""Tasks: one execution of one step, from its call to the outcome the scheduler applies.
+
+Everything a step does wrong becomes its outcome's error (so a parallel sibling can be cancelled and the run can
+say which step failed and why); only cancellation, a limit and the runtime's own signals propagate. With a journal,
+a finished task's outcome is written before the scheduler uses it, and a task the journal already holds is not run
+again: its outcome is read back instead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from podium.errors import (
+    EncodingError,
+    JournalMismatchError,
+    PodiumError,
+    RoutingError,
+    StepError,
+    StepFailedError,
+    StepOutputError,
+)
+from podium.flow._step import END, Command, Send, Step
+from podium.journal._codec import decode, encode
+from podium.journal._events import InterruptAsked, StepCompleted, StepFailed
+from podium.observe._hooks import HookSet, emit
+from podium.runtime._context import StepContext, _current
+from podium.runtime._interrupt import Interrupted
+from podium.runtime._limits import LimitReached, Limits
+from podium.runtime._threads import run_in_thread
+
+if TYPE_CHECKING:
+    from podium.flow._workflow import Workflow
+    from podium.runtime._handle import RunHandle
+    from podium.runtime._journal import RunJournal
+
+__all__ = ["EndOfJournal", "Outcome", "Run", "Suspended", "Task", "run_parallel", "run_task", "short"]
+
+
+class Run:
+    """What a run's top-level workflow and its sub-workflows share while it executes."""
+
+    __slots__ = ("clock", "handle", "hooks", "in_flight", "journal", "limits", "run_id", "state", "steps_done")
+
+    def __init__(
+        self,
+        run_id: str,
+        limits: Limits,
+        hooks: HookSet,
+        handle: RunHandle[Any] | None,
+        journal: RunJournal | None = None,
+    ) -> None:
+        self.run_id = run_id
+        self.limits = limits
+        self.hooks = hooks
+        self.handle = handle
+        self.journal = journal
+        self.clock: Callable[[], float] = time.time
+        self.steps_done = 0
+        self.in_flight: dict[str, None] = {}
+        self.state: Any = None
+
+
+class Task:
+    __slots__ = ("has_item", "item", "iteration", "label", "path", "step", "task_id")
+
+    def __init__(self, step: Step, item: Any, has_item: bool) -> None:
+        self.iteration = 1
+        self.step = step
+        self.item = item
+        self.has_item = has_item
+        self.task_id = ""
+        self.path = ""
+        self.label = ""
+
+
+class Outcome:
+    __slots__ = ("cancelled", "error", "events", "goto", "handled", "task", "update", "waiting")
+
+    def __init__(self, task: Task) -> None:
+        self.task = task
+        self.update: Mapping[str, Any] | None = None
+        self.goto: Sequence[str | Send] = ()
+        self.events: list[Any] | None = None
+        self.error: StepError | None = None
+        self.handled = False
+        self.cancelled = False
+        self.waiting: Sequence[str] = ()
+        """Questions (ids) this task waits for: its own, or those of a sub-workflow it runs."""
+
+
+class Suspended(BaseException):
+    """A superstep could not finish because some of its tasks wait for answers."""
+
+    def __init__(self, waiting: Sequence[str]) -> None:
+        super().__init__(", ".join(waiting))
+        self.waiting = list(waiting)
+
+
+class EndOfJournal(BaseException):
+    pass
+
+
+async def run_parallel(
+    run: Run, workflow: Workflow[Any], tasks: list[Task], state: Any
+) -> tuple[list[Outcome], StepError | None]:
+    """Run a superstep's tasks concurrently; on an unhandled failure, cancel the rest if the workflow says so.
+
+    Returns the outcomes in task order and the failure that happened first (not the first in task order).
+    """
+    loop = asyncio.get_running_loop()
+    futures: list[asyncio.Task[Outcome]] = []
+    first: list[Outcome] = []
+
+    def on_done(future: asyncio.Task[Outcome]) -> None:
+        if future.cancelled():
+            return
+        if future.exception() is not None:  # a limit reached inside a step, or a journal failure: stop all
+            stop = True
+        else:
+            outcome = future.result()
+            if first or outcome.error is None or outcome.handled:
+                return
+            first.append(outcome)
+            stop = workflow.cancel_siblings
+        if stop:
+            for other in futures:
+                if not other.done():
+                    other.cancel()
+
+    for task in tasks:
+        future = loop.create_task(run_task(run, task, state))
+        future.add_done_callback(on_done)
+        futures.append(future)
+    try:
+        await asyncio.wait(futures)
+    except asyncio.CancelledError:
+        for future in futures:
+            future.cancel()
+        await asyncio.wait(futures)
+        raise
+    for future in futures:
+        if not future.cancelled() and future.exception() is not None:
+            raise future.exception()  # type: ignore[misc]
+    outcomes = []
+    for task, future in zip(tasks, futures, strict=True):
+        if future.cancelled():
+            outcome = Outcome(task)
+            outcome.cancelled = True
+            run.in_flight.pop(task.label, None)  # cancelled because a sibling failed: no longer running
+            if run.hooks.on_step_fail:
+                await emit(
+                    run.hooks.on_step_fail,
+                    run_id=run.run_id,
+                    step=task.path,
+                    task_id=task.task_id,
+                    attempt=1,
+                    error=asyncio.CancelledError("a parallel branch failed"),
+                    handled=False,
+                )
+        else:
+            outcome = future.result()
+        outcomes.append(outcome)
+    return outcomes, (first[0].error if first else None)
+
+
+async def run_task(run: Run, task: Task, state: Any) -> Outcome:
+    """Run one task (or read its outcome back from the journal); failures become the outcome's error."""
+    journal = run.journal
+    if journal is not None:
+        recorded = journal.completed.get(task.task_id)
+        if recorded is not None:
+            return _replayed(run, task, recorded)
+        if not journal.writable:
+            raise EndOfJournal(task.task_id)
+    step = task.step
+    outcome = Outcome(task)
+    ctx = StepContext(
+        run_id=run.run_id,
+        step=task.path,
+        task_id=task.task_id,
+        attempt=1,
+        iteration=task.iteration,
+        started_at=run.clock(),
+    )
+    if journal is not None:
+        ctx._answers = journal.answers
+    hooks = run.hooks
+    if hooks.on_step_start:
+        await emit(
+            hooks.on_step_start, run_id=run.run_id, step=task.path, task_id=task.task_id, attempt=1, item=task.item
+        )
+    run.in_flight[task.label] = None
+    token = _current.set(ctx)
+    try:
+        result = await _call(run, task, state)
+        _normalize(outcome, result, run.run_id)
+    except (asyncio.CancelledError, LimitReached):
+        raise
+    except Interrupted as signal:
+        outcome.waiting = (signal.question.interrupt_id,)
+        await _ask(run, signal.question)
+    except Suspended as signal:  # a sub-workflow inside this step waits
+        outcome.waiting = signal.waiting
+    except Exception as exc:
+        outcome.error = _as_step_error(exc, run.run_id, task)
+        if step.on_error is not None:
+            await _recover(outcome, state)
+    finally:
+        _current.reset(token)
+    # a cancelled task stays in in_flight: the run is ending, and its reason names what was running
+    run.in_flight.pop(task.label, None)
+    outcome.events = ctx._events
+    if journal is not None and not outcome.waiting:
+        await _record(run, outcome, ctx.started_at)
+    if outcome.error is not None:
+        if hooks.on_step_fail:
+            await emit(
+                hooks.on_step_fail,
+                run_id=run.run_id,
+                step=task.path,
+                task_id=task.task_id,
+                attempt=1,
+                error=outcome.error,
+                handled=outcome.handled,
+            )
+    elif hooks.on_step_finish and not outcome.waiting:
+        await emit(
+            hooks.on_step_finish,
+            run_id=run.run_id,
+            step=task.path,
+            task_id=task.task_id,
+            attempt=1,
+            update=outcome.update,
+            duration=run.clock() - ctx.started_at,
+        )
+    return outcome
+
+
+async def _recover(outcome: Outcome, state: Any) -> None:
+    """Let the step's ``on_error`` turn the failure into an update."""
+    task = outcome.task
+    step = task.step
+    assert step.on_error is not None
+    assert outcome.error is not None
+    try:
+        recovered = step.on_error(*(state, outcome.error, task.item)[: step.on_error_arity])
+        if inspect.isawaitable(recovered):
+            recovered = await recovered
+        outcome.goto, outcome.update = (), None  # nothing of the failed output survives
+        _normalize(outcome, recovered, outcome.error.run_id)
+        outcome.handled = True
+    except Exception as handler_exc:
+        outcome.error = StepFailedError(
+            f"its on_error handler raised {type(handler_exc).__name__}: {handler_exc}",
+            run_id=outcome.error.run_id,
+            step=task.path,
+        )
+        outcome.error.__cause__ = handler_exc
+
+
+async def _ask(run: Run, question: InterruptAsked) -> None:
+    journal = run.journal
+    assert journal is not None  # ask() refuses to run without one
+    if question.interrupt_id not in journal.asked:
+        await journal.write(question)
+        journal.asked.add(question.interrupt_id)
+
+
+async def _record(run: Run, outcome: Outcome, started_at: float) -> None:
+    """Journal a finished task's outcome before the scheduler acts on it."""
+    journal = run.journal
+    assert journal is not None
+    task = outcome.task
+    error = outcome.error
+    failed = None
+    if error is not None:
+        cause = error.__cause__ or error
+        failed = StepFailed(
+            task_id=task.task_id,
+            step=task.path,
+            attempt=1,
+            error_type=type(cause).__name__,
+            message=str(error),
+            handled=outcome.handled,
+        )
+        if not outcome.handled:
+            await journal.write(failed)
+            return
+    try:
+        completed = StepCompleted(
+            task_id=task.task_id,
+            step=task.path,
+            attempt=1,
+            update=encode(dict(outcome.update)) if outcome.update else None,
+            goto=encode(list(outcome.goto)) if outcome.goto else [],
+            emitted=encode(outcome.events) if outcome.events else [],
+            duration=run.clock() - started_at,
+            recovered=str(error) if error is not None else None,
+        )
+    except EncodingError as exc:
+        outcome.update, outcome.goto, outcome.handled = None, (), False
+        outcome.error = StepOutputError(
+            f"returned a value the journal cannot hold: {exc}", run_id=run.run_id, step=task.path
+        )
+        outcome.error.__cause__ = exc
+        await _record(run, outcome, started_at)
+        return
+    await (journal.write(failed, completed) if failed is not None else journal.write(completed))
+
+
+def _replayed(run: Run, task: Task, recorded: StepCompleted) -> Outcome:
+    """The outcome of a task the journal holds, without running it again."""
+    if recorded.step != task.path:
+        raise JournalMismatchError(
+            f"the journal ran step {recorded.step!r} here, the workflow now schedules {task.path!r}",
+            run_id=run.run_id,
+            task_id=task.task_id,
+        )
+    outcome = Outcome(task)
+    outcome.update = {k: decode(v) for k, v in recorded.update.items()} if recorded.update else None
+    outcome.goto = tuple(decode(recorded.goto))
+    outcome.events = decode(recorded.emitted) or None
+    return outcome
+
+
+async def _call(run: Run, task: Task, state: Any) -> Any:
+    step = task.step
+    call: Awaitable[Any]
+    if step.workflow is not None:
+        call = _call_workflow(run, task, state)
+    else:
+        fn = step.fn
+        assert fn is not None
+        args: tuple[Any, ...] = (state, task.item)[: step.arity]
+        if task.has_item and step.arity < 2:
+            raise RoutingError(
+                "was sent an item but takes no item; give it a (state, item) signature",
+                run_id=run.run_id,
+                step=task.path,
+            )
+        if step.is_async:
+            call = fn(*args)
+        elif step.thread:
+            call = _awaited(run_in_thread(fn, *args))
+        else:
+            result = fn(*args)
+            if not inspect.isawaitable(result):
+                return result
+            call = result
+    if step.timeout is None:
+        return await call
+    try:
+        async with asyncio.timeout(step.timeout):
+            return await call
+    except TimeoutError as exc:
+        raise StepFailedError(
+            f"did not finish within its timeout of {step.timeout:g} s", run_id=run.run_id, step=task.path
+        ) from exc
+
+
+async def _awaited(call: Awaitable[Any]) -> Any:
+    """A sync callable may still return an awaitable (an async function behind a plain decorator)."""
+    result = await call
+    return await result if inspect.isawaitable(result) else result
+
+
+async def _call_workflow(run: Run, task: Task, state: Any) -> Any:
+    from podium.runtime._scheduler import drive
+
+    step = task.step
+    child = step.workflow
+    assert child is not None
+    if step.input is not None:
+        child_input = step.input(*(state, task.item)[: step.arity])
+    elif task.has_item:
+        child_input = task.item
+    else:
+        child_input = child.schema.project(state)
+    child_state = child.state_of(child_input)
+    final = await drive(run, child, child_state, task.path + "/", task.task_id + "/")
+    if step.output is None:
+        return child.output_of(final)
+    return step.output(*(final, state, task.item)[: step.output_arity])
+
+
+def _normalize(outcome: Outcome, result: Any, run_id: str) -> None:
+    """Read a step's return value as an update and a routing choice, or raise StepOutputError."""
+    task = outcome.task
+    step = task.step
+    if isinstance(result, Command):
+        goto = result.goto
+        outcome.goto = (goto,) if isinstance(goto, str | Send) else tuple(goto)
+        result = result.update
+    elif isinstance(result, Send):
+        outcome.goto, result = (result,), None
+    elif (
+        isinstance(result, list)
+        and step.into is None
+        and (result or step.routes)  # [] from a step that routes is a fan-out over no items
+        and all(isinstance(x, Send) for x in result)
+    ):
+        outcome.goto, result = tuple(result), None
+    for target in outcome.goto:
+        name = target.to if isinstance(target, Send) else target
+        if name not in step.routes and name != END:
+            declared = [r for r in step.routes if r != END]
+            raise RoutingError(
+                f"chose {name!r}, which is not among its declared routes {declared} (or END)",
+                run_id=run_id,
+                step=task.path,
+            )
+    if result is None:
+        return
+    if step.into is not None:
+        outcome.update = {step.into: result}
+        return
+    if not isinstance(result, Mapping):
+        raise StepOutputError(
+            f"returned {type(result).__name__} {short(result)}; return a dict of field updates, add the step "
+            f"with into='<field>' to store its value, or return Command/Send",
+            run_id=run_id,
+            step=task.path,
+        )
+    if step.writes is not None:
+        undeclared = [key for key in result if key not in step.writes]
+        if undeclared:
+            raise StepOutputError(
+                f"wrote {undeclared}, which are not in its declared writes {sorted(step.writes)}",
+                run_id=run_id,
+                step=task.path,
+            )
+    outcome.update = result
+
+
+def _as_step_error(exc: Exception, run_id: str, task: Task) -> StepError:
+    if isinstance(exc, StepError):
+        return exc
+    prefix = "" if isinstance(exc, PodiumError) else "raised "
+    error = StepFailedError(f"{prefix}{type(exc).__name__}: {exc}", run_id=run_id, step=task.path)
+    error.__cause__ = exc
+    return error
+
+
+def short(value: Any, limit: int = 80) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
