@@ -55,6 +55,7 @@ from podium.runtime._interrupt import Approval, answer, approve, ask
 from podium.runtime._limits import LimitReached, Limits
 from podium.runtime._result import RunResult, RunStatus
 from podium.runtime._runner import Checkpoint, JournalOptions
+from podium.runtime._worker import Worker
 
 __version__ = "0.1.0"
 
@@ -104,6 +105,7 @@ __all__ = [
     "RunInfo",
     "SQLiteStore",
     "Store",
+    "Worker",
     "answer",
     "approve",
     "ask",

@@ -201,6 +201,33 @@ class Workflow(Generic[S]):
             options=journal,
         )
 
+    async def submit(
+        self,
+        input: S | Mapping[str, Any] | Any = None,
+        *,
+        run_id: str | None = None,
+        store: StoreArg = None,
+    ) -> str:
+        """Journal a run without running it, for a :class:`~podium.Worker` (in any process) to pick up.
+
+        Returns:
+            The run's id.
+        """
+        import time
+
+        from podium.journal._codec import encode
+        from podium.journal._events import RunAccepted
+
+        resolved = resolve_store(store)
+        if resolved is None:
+            raise ConfigError("submit() needs a store for workers to find the run in")
+        await resolved.open()
+        state = self.state_of(input)
+        new_id = run_id or str(uuid.uuid4())
+        accepted = RunAccepted(workflow=self.name, state=encode(state))
+        await resolved.create_run(new_id, self.name, [accepted], owner=None, lease_seconds=0.0, at=time.time())
+        return new_id
+
     async def resume(
         self,
         run_id: str,

@@ -4,7 +4,7 @@ A step's update, a ``Send`` item or an emitted event may be a pydantic model, a 
 datetime... Plain JSON would hand them back as dicts and lists after a resume, and ``isinstance`` checks, reducers
 and attribute access would break. So values are encoded as JSON with small tags for what JSON lacks::
 
-    {"$model": "myapp.models:Draft", "v": {"title": "..."}}     pydantic model (rebuilt without re-validation)
+    {"$model": "myapp.models:Draft", "v": {"title": "..."}}     pydantic model (rebuilt as it was: no validators)
     {"$dc": "myapp.models:Point", "v": {"x": 1}}                dataclass
     {"$enum": "myapp:Color", "v": "red"}    {"$tuple": [...]}   {"$set": [...]}   {"$frozenset": [...]}
     {"$dt": "2026-11-21T14:00:00+00:00"}    {"$date": ...}      {"$time": ...}    {"$td": 1.5}
@@ -125,8 +125,7 @@ def _encode(value: Any, where: str) -> Any:
 def _decode_tagged(tag: str, data: dict[str, Any]) -> Any:
     body = data[tag]
     if tag == "$model":
-        cls = resolve_class(body)
-        return cls.model_construct(**{k: decode(v) for k, v in data["v"].items()})
+        return _rebuild_model(resolve_class(body), {k: decode(v) for k, v in data["v"].items()})
     if tag == "$dc":
         cls = resolve_class(body)
         obj = object.__new__(cls)
@@ -139,6 +138,20 @@ def _decode_tagged(tag: str, data: dict[str, Any]) -> Any:
     if simple is not None:
         return simple(body)
     return {key: decode(item) for key, item in data.items()}  # an ordinary dict whose key looks like a tag
+
+
+def _rebuild_model(cls: Any, fields: dict[str, Any]) -> Any:
+    """The model as it was: no validators or ``model_post_init`` run again (they ran when it was made)."""
+    for name, info in cls.model_fields.items():
+        if name not in fields and not info.is_required():  # a field added since the value was journaled
+            fields[name] = info.get_default(call_default_factory=True)
+    model = cls.__new__(cls)
+    object.__setattr__(model, "__dict__", fields)
+    object.__setattr__(model, "__pydantic_fields_set__", set(fields))
+    object.__setattr__(model, "__pydantic_extra__", None)
+    private = {name: attr.get_default() for name, attr in cls.__private_attributes__.items()}
+    object.__setattr__(model, "__pydantic_private__", private or None)
+    return model
 
 
 _SIMPLE: dict[str, Any] = {

@@ -230,18 +230,20 @@ class SQLiteStore:
 
         def claim_next(db: sqlite3.Connection) -> RunInfo | None:
             marks = ", ".join("?" for _ in names)
-            row = db.execute(
-                f"SELECT run_id FROM podium_runs WHERE workflow IN ({marks}) AND status IN ('pending', 'running')"
-                " AND (owner IS NULL OR owner = ? OR lease_until < ?) ORDER BY created_at LIMIT 1",
-                (*names, owner, at),
-            ).fetchone()
-            if row is None:
+            rows = db.execute(
+                f"SELECT {_RUN_COLUMNS} FROM podium_runs WHERE workflow IN ({marks})"
+                " AND status IN ('pending', 'running') ORDER BY created_at",
+                names,
+            )
+            # claim_refusal also frees runs whose owner was a process on this machine that has died
+            found = next((info for info in map(_run_info, rows) if claim_refusal(info, owner, at) is None), None)
+            if found is None:
                 return None
             db.execute(
                 "UPDATE podium_runs SET owner = ?, lease_until = ?, updated_at = ? WHERE run_id = ?",
-                (owner, at + lease_seconds, at, row[0]),
+                (owner, at + lease_seconds, at, found.run_id),
             )
-            return self._get(db, row[0])
+            return self._get(db, found.run_id)
 
         return await self._write(claim_next)
 

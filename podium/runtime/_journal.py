@@ -103,15 +103,26 @@ class RunJournal:
 
     @classmethod
     async def load(
-        cls, store: Store, workflow: Workflow[Any], run_id: str, *, claim: bool, **options: Any
+        cls,
+        store: Store,
+        workflow: Workflow[Any],
+        run_id: str,
+        *,
+        claim: bool,
+        owner: str | None = None,
+        **options: Any,
     ) -> RunJournal:
         """Read a run's journal to replay it; with ``claim``, take its lease and journal the resumption.
+
+        Args:
+            owner: the worker id to claim as (one that already holds the lease, from ``claim_next``); a new one
+                if None.
 
         Raises:
             RunNotFoundError: no such run.
             RunStateError: it completed, another process owns it, or it belongs to another workflow.
         """
-        journal = cls(store, run_id, new_owner(), writable=claim, **options)
+        journal = cls(store, run_id, owner or new_owner(), writable=claim, **options)
         info = await store.get_run(run_id)
         if info.workflow != workflow.name:
             raise RunStateError(

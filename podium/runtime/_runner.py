@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from podium.errors import EncodingError, JoinStalledError, JournalError, LeaseLostError, StepError
+from podium.errors import EncodingError, JoinStalledError, LeaseLostError, StepError
 from podium.journal._codec import decode, encode
 from podium.journal._events import RunFinished, RunSuspended, Snapshot
 from podium.observe._hooks import HookSet, emit
@@ -77,6 +77,7 @@ async def execute(
     store: Store | None = None,
     resume: bool = False,
     options: JournalOptions | None = None,
+    owner: str | None = None,
 ) -> RunResult[Any]:
     """Run ``workflow`` to its end (or resume it from its journal) and return the result; see ``Workflow.run``."""
     if handle is not None:
@@ -90,7 +91,7 @@ async def execute(
         opts = options or JournalOptions()
         settings = {"lease_seconds": opts.lease_seconds, "snapshot_every": opts.snapshot_every, "clock": run.clock}
         if resume:
-            run.journal = await RunJournal.load(store, workflow, run_id, claim=True, **settings)
+            run.journal = await RunJournal.load(store, workflow, run_id, claim=True, owner=owner, **settings)
             restore = run.journal.snapshot
             state = decode(run.journal.initial)
         else:
@@ -111,6 +112,10 @@ async def execute(
         if journal is not None and keeper is not None and keeper.done() and not keeper.cancelled():
             _uncancel()
             raise LeaseLostError(run_id=run_id, owner=journal.owner) from None
+        await _release(run)
+        raise
+    except BaseException:
+        await _release(run)  # whatever stopped this process from running it, another may resume it at once
         raise
     finally:
         if keeper is not None:
@@ -157,11 +162,6 @@ async def _drive_to_end(run: Run, workflow: Workflow[Any], state: Any, restore: 
             raise
         status, state = RunStatus.CANCELLED, run.state
         reason = run.handle.cancel_reason if run.handle is not None else None
-    except JournalError:
-        if run.journal is not None:
-            with contextlib.suppress(Exception):  # let another process claim it at once, if it can
-                await run.journal.store.release(run.run_id, run.journal.owner, at=run.clock())
-        raise
     return RunResult(
         run_id=run.run_id,
         workflow=workflow.name,
@@ -208,8 +208,8 @@ async def _journal_end(journal: RunJournal, result: RunResult[Any]) -> RunResult
 async def history(workflow: Workflow[Any], store: Store, run_id: str) -> list[Checkpoint]:
     """The run's state after each of its top-level supersteps, replayed from its journal without running a step.
 
-    The replay stops where the journal does (at a task that had not finished). After ``compact()``, history starts
-    at the latest snapshot.
+    The replay stops where the journal does (at a task that had not finished). For a forked run, or after
+    ``compact()``, history starts at the snapshot it continues from (a checkpoint with no tasks).
 
     Raises:
         RunNotFoundError: no such run.
@@ -236,6 +236,9 @@ async def history(workflow: Workflow[Any], store: Store, run_id: str) -> list[Ch
     journal.answers = {}  # a question with no recorded answer ends the replay like any unfinished task
     state = decode(journal.initial)
     compacted = journal.snapshot is not None and not _starts_at_beginning(journal)
+    if compacted:  # a forked or compacted run: its history begins at the snapshot
+        assert journal.snapshot is not None
+        observe(journal.snapshot, [])
     with contextlib.suppress(EndOfJournal):
         await drive(run, workflow, state, "", "", restore=journal.snapshot if compacted else None, observe=observe)
     return checkpoints
@@ -243,6 +246,13 @@ async def history(workflow: Workflow[Any], store: Store, run_id: str) -> list[Ch
 
 def _starts_at_beginning(journal: RunJournal) -> bool:
     return any(task_id.startswith("1.") for task_id in journal.completed)
+
+
+async def _release(run: Run) -> None:
+    """Give up the run's lease, if this execution still holds it (best effort: the store may be what failed)."""
+    if run.journal is not None and run.journal.writable:
+        with contextlib.suppress(Exception):
+            await asyncio.shield(run.journal.store.release(run.run_id, run.journal.owner, at=run.clock()))
 
 
 def _cancelled_by(handle: RunHandle[Any] | None) -> bool:

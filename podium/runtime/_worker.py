@@ -1,0 +1,113 @@
+"""``Worker``: runs whatever runs a store holds for it, so several processes can share the work.
+
+Submit runs with ``workflow.submit(input, store=...)`` (journaled, owned by nobody), and start workers in any
+number of processes on one store (PostgreSQL across machines, SQLite on one machine)::
+
+    worker = Worker([content_team, support_triage], store="postgresql://...", concurrency=8)
+    await worker.serve(stop_event)
+
+A worker claims the oldest pending run (or one whose owner's lease ran out: its process died) with the store's
+atomic ``claim_next``, so a run is never executed by two live workers at once, and resumes it from its journal:
+steps another worker finished are not run again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from podium.errors import ConfigError, JournalError
+from podium.runtime._journal import new_owner
+from podium.runtime._runner import JournalOptions, execute
+
+if TYPE_CHECKING:
+    from podium.flow._workflow import StoreArg, Workflow
+    from podium.runtime._limits import Limits
+    from podium.runtime._result import RunResult
+
+__all__ = ["Worker"]
+
+
+class Worker:
+    """Claims and executes the pending runs of some workflows in a store.
+
+    Args:
+        workflows: the workflows this worker can run (matched by name).
+        store: the shared store (default store if None).
+        concurrency: runs executed at once.
+        poll_seconds: how long ``serve`` sleeps when there is nothing to claim.
+        limits: override the workflows' limits.
+        journal: lease and snapshot settings.
+    """
+
+    def __init__(
+        self,
+        workflows: Sequence[Workflow[Any]],
+        *,
+        store: StoreArg = None,
+        concurrency: int = 4,
+        poll_seconds: float = 0.5,
+        limits: Limits | None = None,
+        journal: JournalOptions | None = None,
+    ) -> None:
+        from podium.flow._workflow import resolve_store
+
+        resolved = resolve_store(store)
+        if resolved is None:
+            raise ConfigError("a Worker needs a store to find runs in")
+        if concurrency < 1:
+            raise ConfigError("concurrency must be at least 1")
+        self.store = resolved
+        self.workflows = {w.name: w for w in workflows}
+        self.concurrency = concurrency
+        self.poll_seconds = poll_seconds
+        self.limits = limits
+        self.options = journal or JournalOptions()
+        self.finished: list[RunResult[Any]] = []
+
+    async def run_once(self) -> int:
+        """Claim and execute runs until none is left to claim; returns how many were executed."""
+        await self.store.open()
+        done = 0
+        while True:
+            batch = []
+            for _ in range(self.concurrency):
+                owner = new_owner()
+                info = await self.store.claim_next(
+                    owner, workflows=self.workflows, lease_seconds=self.options.lease_seconds, at=time.time()
+                )
+                if info is None:
+                    break
+                batch.append(self._execute(info.workflow, info.run_id, owner))
+            if not batch:
+                return done
+            await asyncio.gather(*batch)
+            done += len(batch)
+
+    async def serve(self, stop: asyncio.Event) -> None:
+        """Execute runs as they come until ``stop`` is set (runs in progress then finish first)."""
+        while not stop.is_set():
+            if await self.run_once() == 0:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), self.poll_seconds)
+
+    async def _execute(self, workflow_name: str, run_id: str, owner: str) -> None:
+        workflow = self.workflows[workflow_name]
+        try:
+            result = await execute(
+                workflow,
+                None,
+                run_id=run_id,
+                limits=self.limits,
+                hooks=(),
+                store=self.store,
+                resume=True,
+                options=self.options,
+                owner=owner,
+            )
+        except JournalError:
+            return  # taken over by another worker, or the store failed: the journal still has the run
+        self.finished.append(result)
