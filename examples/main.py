@@ -2,9 +2,11 @@
 
 Until podium's LLM agents land, the team's members are plain Python functions; the orchestration is real:
 a planner fans research out into parallel sub-workflows, a writer drafts, three reviewers vote, and a revision
-loop runs until the vote approves or the loop's maximum is reached, all inside one workflow with limits.
+loop runs until the vote approves or the loop's maximum is reached, all inside one workflow with limits, journaled
+step by step in a SQLite file (``.podium/podium.db`` unless ``--store`` says otherwise).
 
     bash scripts/main.sh --topic "tidal power"
+    bash scripts/main.sh --resume RUN_ID          # finish a run that was interrupted (Ctrl-C, kill -9, a crash)
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from podium import (
     RunResult,
     Tally,
     context,
+    open_store,
     planner,
     reducers,
     sequential,
@@ -147,24 +150,37 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--topic", default="tidal power")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of the article")
-    args = parser.parse_args(argv)
+    parser.add_argument("--store", default="sqlite:///.podium/podium.db", help="where to journal the run")
+    parser.add_argument("--resume", metavar="RUN_ID", help="resume this run from its journal instead")
+    return asyncio.run(_main(parser.parse_args(argv)))
+
+
+async def _main(args: argparse.Namespace) -> int:
     workflow = build()
-    result: RunResult[Article] = workflow.run_sync(args.topic, hooks=[] if args.json else [Progress()])
+    store = open_store(args.store)
+    hooks = [] if args.json else [Progress()]
+    result: RunResult[Article]
+    if args.resume:
+        result = await workflow.resume(args.resume, store=store, hooks=hooks)
+    else:
+        result = await workflow.run(args.topic, store=store, hooks=hooks)
+    events = len(await store.read(result.run_id))
+    await store.close()
     if args.json:
-        print(
-            json.dumps(
-                {
-                    "run_id": result.run_id,
-                    "status": result.status.value,
-                    "output": result.output,
-                    "steps": result.steps,
-                    "seconds": round(result.duration, 3),
-                    "log": result.state.log,
-                }
-            )
-        )
+        summary = {
+            "run_id": result.run_id,
+            "status": result.status.value,
+            "output": result.output,
+            "steps": result.steps,
+            "seconds": round(result.duration, 3),
+            "log": result.state.log,
+            "journal": store.url,
+            "events": events,
+        }
+        print(json.dumps(summary))
     else:
         print(f"\nrun {result.run_id}: {result.status.value} in {result.duration:.2f} s, {result.steps} steps")
+        print(f"journal: {store.url} ({events} events for this run)")
         print("\n".join(f"  {line}" for line in result.state.log))
         print()
         print(result.output if result.ok else f"error: {result.reason}")
