@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Generic, Literal, TypeAlias, TypeVar
@@ -72,6 +73,24 @@ class Workflow(Generic[S]):
 
     def __repr__(self) -> str:
         return f"<Workflow {self.name!r}: {len(self.steps)} steps over {self.schema.name}>"
+
+    @property
+    def fingerprint(self) -> str:
+        """A hash of the workflow's structure (steps, their options, edges, routes, joins, subscriptions, the
+        state type), not of the code inside its steps. A resume refuses a journal begun by another structure."""
+        cached: str | None = self.__dict__.get("_fingerprint")
+        if cached is None:
+            parts = [self.name, self.schema.type.__qualname__]  # not its module: __main__ when run with -m
+            for step in self.steps.values():
+                child = step.workflow.fingerprint if step.workflow is not None else ""
+                parts.append(f"step {step.name} {step.into} {sorted(step.writes or ())} {step.routes} {child}")
+            parts += [f"edge {source} {targets}" for source, targets in sorted(self.topology.edges.items())]
+            parts += [f"route {source} {route.targets}" for source, route in sorted(self.topology.routes.items())]
+            parts += [f"join {sorted(join.sources)} {join.target}" for join in self.topology.joins]
+            parts += [f"on {kind.__qualname__} {step}" for kind, step in self.topology.subscriptions]
+            cached = hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
+            self.__dict__["_fingerprint"] = cached
+        return cached
 
     @property
     def state_type(self) -> type[S]:
@@ -224,7 +243,7 @@ class Workflow(Generic[S]):
         await resolved.open()
         state = self.state_of(input)
         new_id = run_id or str(uuid.uuid4())
-        accepted = RunAccepted(workflow=self.name, state=encode(state))
+        accepted = RunAccepted(workflow=self.name, state=encode(state), fingerprint=self.fingerprint)
         await resolved.create_run(new_id, self.name, [accepted], owner=None, lease_seconds=0.0, at=time.time())
         return new_id
 

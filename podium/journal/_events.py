@@ -49,6 +49,8 @@ class RunAccepted:
     state: Any
     parent_run_id: str | None = None
     forked_at: str | None = None
+    fingerprint: str | None = None
+    """The workflow's structure hash (``Workflow.fingerprint``), so a resume can tell the code changed."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -40,6 +40,7 @@ async def fork(
         state=source.state,
         parent_run_id=run_id,
         forked_at=f"superstep {point.superstep}",
+        fingerprint=workflow.fingerprint,
     )
     await store.create_run(
         new_run_id,

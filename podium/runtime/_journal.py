@@ -18,7 +18,7 @@ import uuid
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from podium.errors import LeaseLostError, RunStateError
+from podium.errors import JournalMismatchError, LeaseLostError, RunStateError
 from podium.journal._codec import encode
 from podium.journal._events import (
     Event,
@@ -80,6 +80,7 @@ class RunJournal:
         self.snapshot: Snapshot | None = None
         self.initial: Any = None
         self.status: str | None = None
+        self.fingerprint: str | None = None
         self._later: list[Event] = []
 
     @classmethod
@@ -128,11 +129,20 @@ class RunJournal:
             raise RunStateError(
                 f"it is a run of workflow {info.workflow!r}, not {workflow.name!r}", run_id=run_id, status=info.status
             )
+        entries = await store.read(run_id)
+        for entry in entries:
+            journal._index(entry.event)
+        if journal.fingerprint not in (None, workflow.fingerprint):
+            raise JournalMismatchError(
+                f"the workflow's structure (steps, edges, routes) changed since the run began "
+                f"(fingerprint {journal.fingerprint}, now {workflow.fingerprint})",
+                run_id=run_id,
+                task_id="-",
+            )
         if claim:
             await store.claim(run_id, journal.owner, lease_seconds=journal.lease_seconds, at=journal.clock())
-        for entry in await store.read(run_id):
-            journal._index(entry.event)
-        if claim:
+            for entry in await store.read(run_id, after=entries[-1].seq if entries else 0):
+                journal._index(entry.event)  # written between our first read and the claim (an answer, say)
             await journal.write(RunStarted(owner=journal.owner, resumed=True), status="running")
         return journal
 
@@ -147,6 +157,7 @@ class RunJournal:
             self.snapshot = event
         elif isinstance(event, RunAccepted) and self.initial is None:
             self.initial = event.state
+            self.fingerprint = event.fingerprint
         elif isinstance(event, RunFinished):
             self.status = event.status
 

@@ -106,21 +106,21 @@ async def execute(
         keeper = asyncio.get_running_loop().create_task(journal.keep_lease(main))
     try:
         result = await _drive_to_end(run, workflow, state, restore)
-        if journal is not None:
-            result = await _journal_end(journal, result)
     except asyncio.CancelledError:
-        if journal is not None and keeper is not None and keeper.done() and not keeper.cancelled():
+        lost = keeper is not None and keeper.done() and not keeper.cancelled()
+        await _stop(keeper)
+        if lost and journal is not None:
             _uncancel()
             raise LeaseLostError(run_id=run_id, owner=journal.owner) from None
         await _release(run)
         raise
     except BaseException:
+        await _stop(keeper)
         await _release(run)  # whatever stopped this process from running it, another may resume it at once
         raise
-    finally:
-        if keeper is not None:
-            keeper.cancel()
-            await asyncio.wait([keeper])  # leave no task behind
+    await _stop(keeper)  # before the write that gives the lease up, so a renewal cannot race it
+    if journal is not None:
+        result = await _journal_end(journal, result)
     if run.hooks.on_run_finish:
         try:
             await emit(run.hooks.on_run_finish, run_id=run_id, result=result)
@@ -246,6 +246,12 @@ async def history(workflow: Workflow[Any], store: Store, run_id: str) -> list[Ch
 
 def _starts_at_beginning(journal: RunJournal) -> bool:
     return any(task_id.startswith("1.") for task_id in journal.completed)
+
+
+async def _stop(keeper: asyncio.Task[None] | None) -> None:
+    if keeper is not None and not keeper.done():
+        keeper.cancel()
+        await asyncio.wait([keeper])  # leave no task behind
 
 
 async def _release(run: Run) -> None:

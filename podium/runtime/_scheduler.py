@@ -20,8 +20,8 @@ import asyncio
 from collections.abc import Callable, Hashable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from podium.errors import JoinStalledError, RoutingError, StepError
-from podium.flow._step import END, Send
+from podium.errors import JoinStalledError, JournalMismatchError, RoutingError, StepError
+from podium.flow._step import END, Send, Step
 from podium.journal._codec import decode, encode
 from podium.journal._events import Snapshot, TasksScheduled
 from podium.observe._hooks import emit
@@ -61,7 +61,10 @@ async def drive(
         superstep = restore.superstep
         iterations = dict(restore.iterations)
         join_seen = [set(seen) for seen in restore.join_seen]
-        tasks = [Task(workflow.steps[t["step"]], decode(t.get("item")), "item" in t) for t in restore.frontier]
+        tasks = [
+            Task(_step(run, workflow, t["step"], superstep), decode(t.get("item")), "item" in t)
+            for t in restore.frontier
+        ]
         run.steps_done = restore.steps_done
         run.state = state
     else:
@@ -122,6 +125,17 @@ async def drive(
                 run_id=run.run_id, join=scope + join.target, waiting_for=tuple(sorted(join.sources - seen))
             )
     return state
+
+
+def _step(run: Run, workflow: Workflow[Any], name: str, superstep: int) -> Step:
+    step = workflow.steps.get(name)
+    if step is None:
+        raise JournalMismatchError(
+            f"the snapshot after superstep {superstep} schedules step {name!r}, which the workflow no longer has",
+            run_id=run.run_id,
+            task_id=f"{superstep + 1}.*",
+        )
+    return step
 
 
 def _snapshot(

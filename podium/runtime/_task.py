@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from podium.errors import (
     EncodingError,
+    JournalError,
     JournalMismatchError,
     PodiumError,
     RoutingError,
@@ -198,8 +199,8 @@ async def run_task(run: Run, task: Task, state: Any) -> Outcome:
     try:
         result = await _call(run, task, state)
         _normalize(outcome, result, run.run_id)
-    except (asyncio.CancelledError, LimitReached):
-        raise
+    except (asyncio.CancelledError, LimitReached, JournalError):
+        raise  # a journal that cannot go on (lost lease, mismatch, failing store) is not this step's failure
     except Interrupted as signal:
         outcome.waiting = (signal.question.interrupt_id,)
         await _ask(run, signal.question)

@@ -67,6 +67,9 @@ class Worker:
         self.limits = limits
         self.options = journal or JournalOptions()
         self.finished: list[RunResult[Any]] = []
+        self.refused: list[tuple[str, JournalError]] = []
+        """Runs this worker claimed but could not execute (another took them over, the journal does not match
+        this worker's workflow, the store failed), with why; the runs stay in the store as they were."""
 
     async def run_once(self) -> int:
         """Claim and execute runs until none is left to claim; returns how many were executed."""
@@ -108,6 +111,9 @@ class Worker:
                 options=self.options,
                 owner=owner,
             )
-        except JournalError:
-            return  # taken over by another worker, or the store failed: the journal still has the run
+        except JournalError as exc:
+            self.refused.append((run_id, exc))
+            with contextlib.suppress(Exception):  # so another worker (with the right code) can take it at once
+                await self.store.release(run_id, owner, at=time.time())
+            return
         self.finished.append(result)
