@@ -92,6 +92,15 @@ class Workflow(Generic[S]):
             self.__dict__["_fingerprint"] = cached
         return cached
 
+    def step_paths(self) -> list[str]:
+        """Every step's path, sub-workflows' steps included (``team/write``)."""
+        paths = []
+        for step in self.steps.values():
+            paths.append(step.name)
+            if step.workflow is not None:
+                paths += [f"{step.name}/{inner}" for inner in step.workflow.step_paths()]
+        return paths
+
     @property
     def state_type(self) -> type[S]:
         return self.schema.type
@@ -243,7 +252,9 @@ class Workflow(Generic[S]):
         await resolved.open()
         state = self.state_of(input)
         new_id = run_id or str(uuid.uuid4())
-        accepted = RunAccepted(workflow=self.name, state=encode(state), fingerprint=self.fingerprint)
+        accepted = RunAccepted(
+            workflow=self.name, state=encode(state), fingerprint=self.fingerprint, steps=self.step_paths()
+        )
         await resolved.create_run(new_id, self.name, [accepted], owner=None, lease_seconds=0.0, at=time.time())
         return new_id
 

@@ -51,6 +51,8 @@ class RunAccepted:
     forked_at: str | None = None
     fingerprint: str | None = None
     """The workflow's structure hash (``Workflow.fingerprint``), so a resume can tell the code changed."""
+    steps: list[str] | None = None
+    """The workflow's step paths, sub-workflows' included, so a refused resume can say what changed."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

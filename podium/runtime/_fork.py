@@ -41,6 +41,7 @@ async def fork(
         parent_run_id=run_id,
         forked_at=f"superstep {point.superstep}",
         fingerprint=workflow.fingerprint,
+        steps=workflow.step_paths(),
     )
     await store.create_run(
         new_run_id,

@@ -81,6 +81,7 @@ class RunJournal:
         self.initial: Any = None
         self.status: str | None = None
         self.fingerprint: str | None = None
+        self.steps: list[str] | None = None
         self._later: list[Event] = []
 
     @classmethod
@@ -93,7 +94,12 @@ class RunJournal:
             run_id,
             workflow.name,
             [
-                RunAccepted(workflow=workflow.name, state=journal.initial),
+                RunAccepted(
+                    workflow=workflow.name,
+                    state=journal.initial,
+                    fingerprint=workflow.fingerprint,
+                    steps=workflow.step_paths(),
+                ),
                 RunStarted(owner=journal.owner, resumed=False),
             ],
             owner=journal.owner,
@@ -134,8 +140,7 @@ class RunJournal:
             journal._index(entry.event)
         if journal.fingerprint not in (None, workflow.fingerprint):
             raise JournalMismatchError(
-                f"the workflow's structure (steps, edges, routes) changed since the run began "
-                f"(fingerprint {journal.fingerprint}, now {workflow.fingerprint})",
+                f"the workflow's structure changed since the run began: {journal.describe_change(workflow)}",
                 run_id=run_id,
                 task_id="-",
             )
@@ -145,6 +150,16 @@ class RunJournal:
                 journal._index(entry.event)  # written between our first read and the claim (an answer, say)
             await journal.write(RunStarted(owner=journal.owner, resumed=True), status="running")
         return journal
+
+    def describe_change(self, workflow: Workflow[Any]) -> str:
+        """What differs between the workflow that began the run and ``workflow``, as far as the journal tells."""
+        now = workflow.step_paths()
+        if self.steps is not None and self.steps != now:
+            removed = [p for p in self.steps if p not in now]
+            added = [p for p in now if p not in self.steps]
+            if removed or added:
+                return f"steps removed {removed}, added {added}"
+        return "its edges, routes, joins or step options differ"
 
     def _index(self, event: Event) -> None:
         if isinstance(event, StepCompleted):
@@ -158,6 +173,7 @@ class RunJournal:
         elif isinstance(event, RunAccepted) and self.initial is None:
             self.initial = event.state
             self.fingerprint = event.fingerprint
+            self.steps = event.steps
         elif isinstance(event, RunFinished):
             self.status = event.status
 
