@@ -8,7 +8,7 @@ and attribute access would break. So values are encoded as JSON with small tags 
     {"$dc": "myapp.models:Point", "v": {"x": 1}}                dataclass
     {"$enum": "myapp:Color", "v": "red"}    {"$tuple": [...]}   {"$set": [...]}   {"$frozenset": [...]}
     {"$dt": "2026-11-21T14:00:00+00:00"}    {"$date": ...}      {"$time": ...}    {"$td": 1.5}
-    {"$uuid": "..."}   {"$dec": "1.10"}     {"$bytes": "base64"}   {"$path": "/tmp/x"}
+    {"$uuid": "..."}   {"$dec": "1.10"}     {"$bytes": "base64"}   {"$path": "/tmp/x"}   {"$float": "nan"}
     {"$dict": [[key, value], ...]}          a dict whose keys are not all strings, or use a "$" prefix
 
 Classes are found again by ``module:qualname``, so they must be importable: defined at a module's top level.
@@ -23,6 +23,7 @@ import datetime as dt
 import decimal
 import enum
 import importlib
+import math
 import pathlib
 import uuid
 from typing import Any
@@ -80,6 +81,8 @@ def loads(text: str | bytes) -> Any:
 
 def _encode(value: Any, where: str) -> Any:
     if isinstance(value, _SCALARS) and not isinstance(value, enum.Enum):
+        if isinstance(value, float) and not math.isfinite(value):
+            return {"$float": repr(value)}  # JSON has no NaN or infinity
         return value
     if isinstance(value, list):
         return [_encode(item, f"{where}[{i}]") for i, item in enumerate(value)]
@@ -155,6 +158,7 @@ def _rebuild_model(cls: Any, fields: dict[str, Any]) -> Any:
 
 
 _SIMPLE: dict[str, Any] = {
+    "$float": float,
     "$dict": lambda pairs: {decode(k): decode(v) for k, v in pairs},
     "$tuple": lambda items: tuple(decode(i) for i in items),
     "$set": lambda items: {decode(i) for i in items},

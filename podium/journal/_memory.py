@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import os
 import socket
 from collections.abc import Collection, Sequence
-from typing import Any
+from typing import Any, cast
+
+from pydantic_core import from_json, to_json
 
 from podium.errors import InterruptError, LeaseLostError, RunNotFoundError, RunStateError
 from podium.journal._events import EVENTS, Event, InterruptAnswered, InterruptAsked
@@ -20,13 +23,14 @@ KEEP_WHEN_COMPACTING = frozenset(
 
 
 class MemoryStore:
-    """A :class:`~podium.journal.Store` in this process's memory. Events are kept as the JSON-ready dicts a
-    durable store would write, so what goes through it round-trips exactly as it would on disk."""
+    """A :class:`~podium.journal.Store` in this process's memory. Events are kept as the JSON text a durable store
+    would write, so what goes through it round-trips exactly as it would on disk, and what a caller reads shares no
+    object with the journal (changing it changes nothing stored)."""
 
     def __init__(self) -> None:
         self.url = "memory://"
         self._runs: dict[str, RunInfo] = {}
-        self._events: dict[str, list[tuple[int, float, dict[str, Any]]]] = {}
+        self._events: dict[str, list[tuple[int, float, str, bytes]]] = {}  # seq, at, kind, the event as JSON
         self._questions: dict[str, dict[str, Question]] = {}
 
     async def open(self) -> None:
@@ -44,11 +48,13 @@ class MemoryStore:
     def _write(self, run_id: str, events: Sequence[Event], at: float) -> int:
         log = self._events[run_id]
         seq = self._runs[run_id].last_seq
-        for event in events:
+        encoded = [(event, EVENTS.dump_json(event)) for event in events]  # all or nothing: encode before storing
+        for event, data in encoded:
             seq += 1
-            log.append((seq, at, EVENTS.dump_python(event, mode="json")))
+            log.append((seq, at, event.kind, data))
             if isinstance(event, InterruptAsked):
-                self._questions[run_id][event.interrupt_id] = question_from(run_id, event, at)
+                stored = cast(InterruptAsked, EVENTS.validate_json(data))  # shares nothing with the caller's event
+                self._questions[run_id][event.interrupt_id] = question_from(run_id, stored, at)
         return seq
 
     async def create_run(
@@ -78,7 +84,11 @@ class MemoryStore:
         )
         self._events[run_id] = []
         self._questions[run_id] = {}
-        last = self._write(run_id, events, at)
+        try:
+            last = self._write(run_id, events, at)
+        except BaseException:
+            del self._runs[run_id], self._events[run_id], self._questions[run_id]
+            raise
         self._runs[run_id] = dataclasses.replace(self._runs[run_id], last_seq=last)
 
     async def append(
@@ -122,7 +132,7 @@ class MemoryStore:
     ) -> RunInfo | None:
         for info in sorted(self._runs.values(), key=lambda i: i.created_at):
             claimable = info.workflow in workflows and info.status in ("pending", "running")
-            if claimable and not claim_refusal(info, owner, at):
+            if claimable and not claim_refusal(info, "", at):  # a live lease, even the caller's, is not for taking
                 return await self.claim(info.run_id, owner, lease_seconds=lease_seconds, at=at)
         return None
 
@@ -156,14 +166,14 @@ class MemoryStore:
     async def read(self, run_id: str, *, after: int = 0) -> list[Entry]:
         self._run(run_id)
         return [
-            Entry(seq=seq, at=at, event=EVENTS.validate_python(data))
-            for seq, at, data in self._events[run_id]
+            Entry(seq=seq, at=at, event=EVENTS.validate_json(data))
+            for seq, at, _kind, data in self._events[run_id]
             if seq > after
         ]
 
     async def questions(self, run_id: str, *, pending: bool = False) -> list[Question]:
         self._run(run_id)
-        return [q for q in self._questions[run_id].values() if not (pending and q.answered)]
+        return [copy.deepcopy(q) for q in self._questions[run_id].values() if not (pending and q.answered)]
 
     async def answer(self, run_id: str, interrupt_id: str, answer: Any, *, at: float) -> None:
         info = self._run(run_id)
@@ -173,7 +183,7 @@ class MemoryStore:
         if question.answered:
             raise InterruptError("was answered already", run_id=run_id, interrupt_id=interrupt_id)
         self._questions[run_id][interrupt_id] = dataclasses.replace(
-            question, answered=True, answer=answer, answered_at=at
+            question, answered=True, answer=from_json(to_json(answer)), answered_at=at
         )
         last = self._write(run_id, [InterruptAnswered(interrupt_id=interrupt_id, answer=answer)], at)
         still_pending = any(not q.answered for q in self._questions[run_id].values())
@@ -189,11 +199,11 @@ class MemoryStore:
     async def compact(self, run_id: str) -> int:
         self._run(run_id)
         log = self._events[run_id]
-        snapshots = [seq for seq, _at, data in log if data["kind"] == "snapshot"]
+        snapshots = [seq for seq, _at, kind, _data in log if kind == "snapshot"]
         if not snapshots:
             return 0
         cut = snapshots[-1]
-        kept = [e for e in log if e[0] >= cut or e[2]["kind"] in KEEP_WHEN_COMPACTING]
+        kept = [e for e in log if e[0] >= cut or e[2] in KEEP_WHEN_COMPACTING]
         self._events[run_id] = kept
         return len(log) - len(kept)
 

@@ -14,6 +14,8 @@ workers competing for runs never block each other or take the same run.
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import math
 import re
 from collections.abc import AsyncIterator, Collection, Sequence
@@ -60,12 +62,11 @@ CREATE TABLE IF NOT EXISTS podium_questions (
 INSERT INTO podium_meta VALUES ('schema', 'podium-journal'), ('version', '1') ON CONFLICT DO NOTHING;
 """
 _TABLE_NAMES = ("podium_meta", "podium_runs", "podium_events", "podium_questions")
-_RUN_COLUMNS = "run_id, workflow, status, created_at, updated_at, owner, lease_until, last_seq, parent_run_id, reason"
-_RUN_COLUMNS_OF_R = ", ".join(f"r.{column}" for column in _RUN_COLUMNS.split(", "))
-_QUESTION_COLUMNS = (
-    "run_id, interrupt_id, task_id, step, prompt, ask, schema, json_schema, value, asked_at, answered, answer,"
-    " answered_at"
-)
+_RUN_FIELDS = [field.name for field in dataclasses.fields(RunInfo)]  # column names and order as RunInfo's
+_RUN_COLUMNS = ", ".join(_RUN_FIELDS)
+_RUN_COLUMNS_OF_R = ", ".join(f"r.{name}" for name in _RUN_FIELDS)
+_QUESTION_FIELDS = [field.name for field in dataclasses.fields(Question)]
+_QUESTION_COLUMNS = ", ".join(_QUESTION_FIELDS)
 _INSTALL_HINT = "PostgreSQL support needs the extra: pip install 'podium[postgres]'"
 
 
@@ -89,12 +90,16 @@ class PostgresStore:
         self.max_connections = max_connections
         self.connect_timeout = connect_timeout
         self._pool: AsyncConnectionPool[psycopg.AsyncConnection[tuple[Any, ...]]] | None = None
+        self._opening = asyncio.Lock()
 
     # -- connection -------------------------------------------------------------------------------------
 
     async def open(self) -> None:
-        if self._pool is not None:
-            return
+        async with self._opening:  # runs that start at once may all open the store they share: one pool
+            if self._pool is None:
+                self._pool = await self._connect()
+
+    async def _connect(self) -> AsyncConnectionPool[psycopg.AsyncConnection[tuple[Any, ...]]]:
         # One direct connection first: it fails fast with libpq's reason, where a pool would retry until its
         # timeout and only say that it timed out.
         try:
@@ -120,7 +125,7 @@ class PostgresStore:
         except Exception as exc:
             await pool.close()
             raise StoreError(f"cannot connect: {self._scrub(exc)}", url=self.url) from exc
-        self._pool = pool
+        return pool
 
     async def _prepare(self, conn: psycopg.AsyncConnection[tuple[Any, ...]]) -> None:
         """Create the tables if absent; refuse a podium_meta of another schema or version without writing."""
@@ -447,35 +452,11 @@ def _mask(url: str) -> tuple[str, list[str]]:
 
 
 def _run_info(row: Sequence[Any]) -> RunInfo:
-    run_id, workflow, status, created_at, updated_at, owner, lease_until, last_seq, parent_run_id, reason = row
-    return RunInfo(
-        run_id=run_id,
-        workflow=workflow,
-        status=status,
-        created_at=created_at,
-        updated_at=updated_at,
-        owner=owner,
-        lease_until=lease_until,
-        last_seq=last_seq,
-        parent_run_id=parent_run_id,
-        reason=reason,
-    )
+    return RunInfo(**dict(zip(_RUN_FIELDS, row, strict=True)))
 
 
 def _question(row: Sequence[Any]) -> Question:
-    run_id, interrupt_id, task_id, step, prompt, ask, schema, json_schema, value, asked_at, answered, answer, at = row
-    return Question(
-        run_id=run_id,
-        interrupt_id=interrupt_id,
-        task_id=task_id,
-        step=step,
-        prompt=prompt,
-        ask=ask,
-        schema=schema,
-        json_schema=from_json(json_schema) if json_schema else None,
-        value=from_json(value) if value else None,
-        asked_at=asked_at,
-        answered=answered,
-        answer=from_json(answer) if answer is not None else None,
-        answered_at=at,
-    )
+    data = dict(zip(_QUESTION_FIELDS, row, strict=True))
+    for name in ("json_schema", "value", "answer"):  # JSON text
+        data[name] = from_json(data[name]) if data[name] is not None else None
+    return Question(**data)

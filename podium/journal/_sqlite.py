@@ -122,6 +122,17 @@ class SQLiteStore:
             return await asyncio.to_thread(self._transaction, fn)
         return self._transaction(fn)
 
+    async def _read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """Run ``fn`` between transactions: in power mode a write may be under way in a thread on this same
+        connection, and a read in the middle of it would see its uncommitted rows."""
+        if self.durability == "power":
+            return await asyncio.to_thread(self._locked_read, fn)
+        return fn(self.db)
+
+    def _locked_read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        with self._lock:
+            return fn(self.db)
+
     def _transaction(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         with self._lock:  # one transaction at a time on this connection, whichever thread runs it
             return self._locked_transaction(fn)
@@ -236,7 +247,8 @@ class SQLiteStore:
                 names,
             )
             # claim_refusal also frees runs whose owner was a process on this machine that has died
-            found = next((info for info in map(_run_info, rows) if claim_refusal(info, owner, at) is None), None)
+            # (asked as a stranger: a live lease, even the caller's own, is never handed out again)
+            found = next((info for info in map(_run_info, rows) if claim_refusal(info, "", at) is None), None)
             if found is None:
                 return None
             db.execute(
@@ -341,38 +353,49 @@ class SQLiteStore:
         return _run_info(row)
 
     async def get_run(self, run_id: str) -> RunInfo:
-        return self._get(self.db, run_id)
+        return await self._read(lambda db: self._get(db, run_id))
 
     async def list_runs(
         self, *, status: RunState | None = None, workflow: str | None = None, limit: int = 100
     ) -> list[RunInfo]:
-        rows = self.db.execute(
-            f"SELECT {_RUN_COLUMNS} FROM podium_runs WHERE (? IS NULL OR status = ?) AND (? IS NULL OR workflow = ?)"
-            " ORDER BY created_at DESC LIMIT ?",
-            (status, status, workflow, workflow, limit),
-        ).fetchall()
+        rows = await self._read(
+            lambda db: db.execute(
+                f"SELECT {_RUN_COLUMNS} FROM podium_runs WHERE (? IS NULL OR status = ?)"
+                " AND (? IS NULL OR workflow = ?) ORDER BY created_at DESC LIMIT ?",
+                (status, status, workflow, workflow, limit),
+            ).fetchall()
+        )
         return [_run_info(row) for row in rows]
 
     async def read(self, run_id: str, *, after: int = 0) -> list[Entry]:
-        self._get(self.db, run_id)
-        rows = self.db.execute(
-            "SELECT seq, at, data FROM podium_events WHERE run_id = ? AND seq > ? ORDER BY seq", (run_id, after)
-        ).fetchall()
+        def read(db: sqlite3.Connection) -> list[Any]:
+            self._get(db, run_id)
+            return db.execute(
+                "SELECT seq, at, data FROM podium_events WHERE run_id = ? AND seq > ? ORDER BY seq", (run_id, after)
+            ).fetchall()
+
+        rows = await self._read(read)
         return [Entry(seq=seq, at=at, event=EVENTS.validate_json(data)) for seq, at, data in rows]
 
     async def questions(self, run_id: str, *, pending: bool = False) -> list[Question]:
-        self._get(self.db, run_id)
-        rows = self.db.execute(
-            "SELECT run_id, interrupt_id, task_id, step, prompt, ask, schema, json_schema, value, asked_at, answered,"
-            " answer, answered_at FROM podium_questions WHERE run_id = ? AND (answered = 0 OR NOT ?) ORDER BY asked_at,"
-            " interrupt_id",
-            (run_id, pending),
-        ).fetchall()
+        def questions(db: sqlite3.Connection) -> list[Any]:
+            self._get(db, run_id)
+            return db.execute(
+                "SELECT run_id, interrupt_id, task_id, step, prompt, ask, schema, json_schema, value, asked_at,"
+                " answered, answer, answered_at FROM podium_questions WHERE run_id = ? AND (answered = 0 OR NOT ?)"
+                " ORDER BY rowid",  # rowid: the order the questions were asked in, even within one append
+                (run_id, pending),
+            ).fetchall()
+
+        rows = await self._read(questions)
         return [_question(row) for row in rows]
 
     async def stats(self) -> StoreStats:
-        runs = self.db.execute("SELECT count(*) FROM podium_runs").fetchone()[0]
-        events = self.db.execute("SELECT count(*) FROM podium_events").fetchone()[0]
+        runs, events = await self._read(
+            lambda db: db.execute(
+                "SELECT (SELECT count(*) FROM podium_runs), (SELECT count(*) FROM podium_events)"
+            ).fetchone()
+        )
         size = 0
         if self.path is not None:
             for suffix in ("", "-wal"):

@@ -155,7 +155,9 @@ class Store(Protocol):
     async def claim_next(
         self, owner: str, *, workflows: Collection[str], lease_seconds: float, at: float
     ) -> RunInfo | None:
-        """Claim the oldest run of one of ``workflows`` that is pending, or running with an expired lease."""
+        """Claim the oldest run of one of ``workflows`` that is pending, or running with an expired lease (or, where
+        the store can tell, whose owner was a process on this machine that died). A live lease, even the caller's
+        own, is never claimed again."""
         ...
 
     async def renew(self, owner: str, run_ids: Collection[str], *, lease_seconds: float, at: float) -> set[str]:

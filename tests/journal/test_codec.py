@@ -81,6 +81,12 @@ def test_values_round_trip_with_their_types(value: Any) -> None:
     assert type(back) is type(value)
 
 
+def test_non_finite_floats_survive() -> None:
+    back = loads(dumps([float("inf"), float("-inf"), float("nan")]))
+    assert back[:2] == [float("inf"), float("-inf")]
+    assert back[2] != back[2]  # NaN
+
+
 def test_models_in_any_fields_come_back_as_models() -> None:
     back = loads(dumps({"content": Draft(title="x", meta={"when": dt.date(2026, 1, 1)})}))
     assert isinstance(back["content"], Draft)

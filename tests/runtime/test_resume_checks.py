@@ -42,7 +42,9 @@ async def test_a_changed_structure_is_refused_before_anything_is_written(tmp_pat
     before = await store.read("p")
     info = await store.get_run("p")
     changed = pipeline(with_review=True)
-    with pytest.raises(JournalMismatchError, match=r"structure changed since the run began: steps removed \[\], added \['review'\]"):
+    with pytest.raises(
+        JournalMismatchError, match=r"structure changed since the run began: steps removed \[\], added \['review'\]"
+    ):
         await changed.resume("p", store=store)
     assert await store.read("p") == before
     assert await store.get_run("p") == info
