@@ -1,4 +1,4 @@
-"""A worker process for the multi-process tests: ``python -m tests.runtime.workers STORE_URL LOG MODE``.
+"""A worker process for the multi-process tests: ``python -m tests.runtime.workers STORE_URL LOG MODE [LEASE]``.
 
 MODE ``serve`` executes pending runs until none is left; ``crash`` kills its own process (SIGKILL) in the middle of
 the second step of the first run it executes, leaving that run owned by a dead worker.
@@ -14,7 +14,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel
 
-from podium import END, START, Graph, Worker, Workflow, context, open_store, reducers
+from podium import END, START, Graph, JournalOptions, Worker, Workflow, context, open_store, reducers
 
 
 class Job(BaseModel):
@@ -54,9 +54,10 @@ def build(log_path: str, crash: bool) -> Workflow[Job]:
     return graph.build(output="n")
 
 
-async def main(url: str, log_path: str, mode: str) -> None:
+async def main(url: str, log_path: str, mode: str, lease: str = "30") -> None:
     workflow = build(log_path, crash=mode == "crash")
-    worker = Worker([workflow], store=open_store(url), concurrency=4, poll_seconds=0.05)
+    options = JournalOptions(lease_seconds=float(lease))
+    worker = Worker([workflow], store=open_store(url), concurrency=4, poll_seconds=0.05, journal=options)
     await worker.run_once()
     await worker.store.close()
 
@@ -64,4 +65,4 @@ async def main(url: str, log_path: str, mode: str) -> None:
 if __name__ == "__main__":
     from tests.runtime import workers  # the journal names this module's classes, not __main__'s
 
-    asyncio.run(workers.main(*sys.argv[1:4]))
+    asyncio.run(workers.main(*sys.argv[1:5]))
