@@ -1,4 +1,6 @@
-"""The benchmark workloads W1-W3. Each ``run_wN`` measures in this process and returns one result record.
+"""The benchmark workloads W1-W3 (the runtime alone, ``store=False``); W4 (journaled) is in :mod:`bench.journaled`.
+
+Each ``run_wN`` measures in this process and returns one result record.
 
 This module imports podium; the driver (``bench.run``) imports it only in the per-workload subprocess, so the
 parent process never pays for podium and each workload's peak RSS is its own.
@@ -12,45 +14,31 @@ from __future__ import annotations
 
 import asyncio
 import gc
-import platform
-import resource
 import statistics
-import sys
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import BaseModel, Field
 
-from podium import END, START, Graph, RunResult, RunStatus, Workflow, reducers
+from bench.common import Counter, Record, Settings, build_chain, check, inc, peak_rss_mb, progress, record, summary
+from podium import END, START, Graph, RunStatus, Workflow, reducers
 
 __all__ = ["WORKLOADS", "Settings", "build_chain", "build_fanout"]
 
-Record = dict[str, Any]
 S = TypeVar("S")
 
-
-@dataclass(frozen=True, slots=True)
-class Settings:
-    """How hard to measure: ``repeats`` timed repetitions, ``quick`` for a smoke run."""
-
-    repeats: int
-    quick: bool
+NO_JOURNAL: Literal[False] = False
+"""``store=`` for W1-W3: they measure the runtime alone. A run journals to the default store unless told not to."""
 
 
 # ---------------------------------------------------------------------------------------------------- states
 
 
-class Counter(BaseModel):
-    """W1/W3 state: a pydantic model with one int field."""
-
-    n: int = 0
-
-
 @dataclass(frozen=True, slots=True)
 class DataCounter:
-    """W1 variant state: the same, as a dataclass."""
+    """W1 variant state: the same as ``Counter``, as a dataclass."""
 
     n: int = 0
 
@@ -63,10 +51,6 @@ class FanState(BaseModel):
 
 
 # ---------------------------------------------------------------------------------------------------- steps
-
-
-async def inc(state: Counter) -> dict[str, int]:
-    return {"n": state.n + 1}
 
 
 def inc_sync(state: Counter) -> dict[str, int]:
@@ -92,18 +76,6 @@ async def merge(state: FanState) -> dict[str, int]:
 # ---------------------------------------------------------------------------------------------------- graphs
 
 
-def build_chain(
-    state: type[S], fn: Callable[[S], Any], length: int, *, name: str, thread: bool | None = None
-) -> Workflow[S]:
-    """``START -> s0 -> ... -> s{length-1} -> END``, every step ``fn``; the output is the field ``n``."""
-    graph = Graph(state, name=name)
-    names = [f"s{i}" for i in range(length)]
-    for step_name in names:
-        graph.add(fn, name=step_name, thread=thread)
-    graph.chain(START, *names, END)
-    return graph.build(output="n")
-
-
 def build_fanout(branches: int, sleep_s: float) -> Workflow[FanState]:
     """``START`` to ``branches`` parallel sleeping branches, joined into one ``merge`` step."""
     graph = Graph(FanState, name="w2_fanout")
@@ -117,64 +89,6 @@ def build_fanout(branches: int, sleep_s: float) -> Workflow[FanState]:
     return graph.build(output="merged")
 
 
-# ---------------------------------------------------------------------------------------------------- helpers
-
-
-def _progress(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
-
-
-def _check(result: RunResult[Any], expected_output: int, workload: str) -> None:
-    """Timings of a broken run mean nothing: fail loudly if a run did not do its work."""
-    if result.status is not RunStatus.COMPLETED or result.output != expected_output:
-        raise RuntimeError(
-            f"{workload}: run ended {result.status.value} with output {result.output!r} "
-            f"(expected {expected_output!r}); reason: {result.reason}"
-        )
-
-
-def _peak_rss_mb() -> float:
-    """Peak RSS of this process so far: ``ru_maxrss`` is in KiB on Linux (bytes on macOS)."""
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return peak / (1024 * 1024) if sys.platform == "darwin" else peak / 1024
-
-
-def _summary(samples: Sequence[float]) -> Record:
-    return {
-        "median": statistics.median(samples),
-        "min": min(samples),
-        "max": max(samples),
-        "samples": [round(s, 6) for s in samples],
-    }
-
-
-def _record(
-    workload: str,
-    metric: str,
-    samples: Sequence[float],
-    target: float,
-    unit: str,
-    ok: bool,
-    settings: Settings,
-) -> Record:
-    """The common fields of a result line; ``value`` is the median of the repeats."""
-    summary = _summary(samples)
-    return {
-        "workload": workload,
-        "metric": metric,
-        "value": summary["median"],
-        "target": target,
-        "unit": unit,
-        "ok": ok,
-        "min": summary["min"],
-        "max": summary["max"],
-        "samples": summary["samples"],
-        "python": platform.python_version(),
-        "repeats": settings.repeats,
-        "quick": settings.quick,
-    }
-
-
 # ---------------------------------------------------------------------------------------------------- W1
 
 W1_STEPS = 100
@@ -186,9 +100,9 @@ async def _time_chain(workflow: Workflow[S], start: S, runs: int) -> float:
     gc.collect()  # start clean; GC stays enabled while timing
     began = time.perf_counter()
     for _ in range(runs):
-        result = await workflow.run(start)
+        result = await workflow.run(start, store=NO_JOURNAL)
         if result.status is not RunStatus.COMPLETED or result.output != W1_STEPS:
-            _check(result, W1_STEPS, "W1")
+            check(result, W1_STEPS, "W1")
     return time.perf_counter() - began
 
 
@@ -215,16 +129,16 @@ async def _w1(settings: Settings) -> Record:
             seconds = await _time_chain(workflow, start, runs)
             samples[key].append(seconds / (runs * W1_STEPS) * 1e6)
         shown = ", ".join(f"{key}={values[-1]:.2f}" for key, values in samples.items())
-        _progress(f"W1 repeat {repeat + 1}/{settings.repeats}: {shown}")
+        progress(f"W1 repeat {repeat + 1}/{settings.repeats}: {shown}")
     main = samples["us_per_step"]
     median = statistics.median(main)
-    record = _record("W1", "us_per_step", main, W1_TARGET_US, "µs/step", median <= W1_TARGET_US, settings)
+    line = record("W1", "us_per_step", main, W1_TARGET_US, "µs/step", median <= W1_TARGET_US, settings)
     for key in ("us_per_step_sync_inline", "us_per_step_dataclass"):
-        summary = _summary(samples[key])
-        record[key] = summary["median"]
-        record[f"{key}_min"] = summary["min"]
-    record.update(steps_per_run=W1_STEPS, runs_per_repeat=runs, warmup_runs=warmup)
-    return record
+        stats = summary(samples[key])
+        line[key] = stats["median"]
+        line[f"{key}_min"] = stats["min"]
+    line.update(steps_per_run=W1_STEPS, runs_per_repeat=runs, warmup_runs=warmup, store=NO_JOURNAL)
+    return line
 
 
 def run_w1(settings: Settings) -> Record:
@@ -248,33 +162,34 @@ async def _bare_fanout() -> int:
 async def _w2(settings: Settings) -> Record:
     workflow = build_fanout(W2_BRANCHES, W2_SLEEP_S)
     start = FanState()
-    _check(await workflow.run(start), W2_BRANCHES, "W2")  # warm-up
+    check(await workflow.run(start, store=NO_JOURNAL), W2_BRANCHES, "W2")  # warm-up
     await _bare_fanout()
     samples: list[float] = []
     baseline: list[float] = []
     for repeat in range(settings.repeats):
         gc.collect()  # start clean; GC stays enabled while timing
         began = time.perf_counter()
-        result = await workflow.run(start)
+        result = await workflow.run(start, store=NO_JOURNAL)
         seconds = time.perf_counter() - began
-        _check(result, W2_BRANCHES, "W2")
+        check(result, W2_BRANCHES, "W2")
         samples.append(seconds)
         gc.collect()
         began = time.perf_counter()
         await _bare_fanout()
         baseline.append(time.perf_counter() - began)
-        _progress(f"W2 repeat {repeat + 1}/{settings.repeats}: {seconds:.4f} s (bare asyncio {baseline[-1]:.4f} s)")
+        progress(f"W2 repeat {repeat + 1}/{settings.repeats}: {seconds:.4f} s (bare asyncio {baseline[-1]:.4f} s)")
     median = statistics.median(samples)
-    record = _record("W2", "s_per_run", samples, W2_TARGET_S, "s", median <= W2_TARGET_S, settings)
-    record.update(
+    line = record("W2", "s_per_run", samples, W2_TARGET_S, "s", median <= W2_TARGET_S, settings)
+    line.update(
         branches=W2_BRANCHES,
         branch_sleep_s=W2_SLEEP_S,
         overhead_ms=(median - W2_SLEEP_S) * 1e3,
         bare_asyncio_s=statistics.median(baseline),
         runs_per_repeat=1,
         warmup_runs=1,
+        store=NO_JOURNAL,
     )
-    return record
+    return line
 
 
 def run_w2(settings: Settings) -> Record:
@@ -292,29 +207,29 @@ W3_TARGET_RSS_MB = 40.0
 async def _time_concurrent(workflow: Workflow[Counter], start: Counter) -> float:
     gc.collect()  # start clean; GC stays enabled while timing
     began = time.perf_counter()
-    results = await asyncio.gather(*(workflow.run(start) for _ in range(W3_RUNS)))
+    results = await asyncio.gather(*(workflow.run(start, store=NO_JOURNAL) for _ in range(W3_RUNS)))
     seconds = time.perf_counter() - began
     for result in results:
-        _check(result, W3_STEPS, "W3")
+        check(result, W3_STEPS, "W3")
     return seconds
 
 
 async def _w3(settings: Settings) -> Record:
     workflow = build_chain(Counter, inc, W3_STEPS, name="w3_chain")
     start = Counter()
-    rss_before_mb = _peak_rss_mb()
+    rss_before_mb = peak_rss_mb()
     await _time_concurrent(workflow, start)  # warm-up: one untimed batch
     samples: list[float] = []
     for repeat in range(settings.repeats):
         rate = W3_RUNS / await _time_concurrent(workflow, start)
         samples.append(rate)
-        _progress(f"W3 repeat {repeat + 1}/{settings.repeats}: {rate:,.0f} runs/s")
-    peak_mb = _peak_rss_mb()
+        progress(f"W3 repeat {repeat + 1}/{settings.repeats}: {rate:,.0f} runs/s")
+    peak_mb = peak_rss_mb()
     median = statistics.median(samples)
     ok_rate = median >= W3_TARGET_RUNS_PER_S
     ok_rss = peak_mb <= W3_TARGET_RSS_MB
-    record = _record("W3", "runs_per_s", samples, W3_TARGET_RUNS_PER_S, "runs/s", ok_rate and ok_rss, settings)
-    record.update(
+    line = record("W3", "runs_per_s", samples, W3_TARGET_RUNS_PER_S, "runs/s", ok_rate and ok_rss, settings)
+    line.update(
         ok_runs_per_s=ok_rate,
         peak_rss_mb=round(peak_mb, 1),
         target_peak_rss_mb=W3_TARGET_RSS_MB,
@@ -323,12 +238,22 @@ async def _w3(settings: Settings) -> Record:
         concurrent_runs=W3_RUNS,
         steps_per_run=W3_STEPS,
         warmup_batches=1,
+        store=NO_JOURNAL,
     )
-    return record
+    return line
 
 
 def run_w3(settings: Settings) -> Record:
     return asyncio.run(_w3(settings))
 
 
-WORKLOADS: Mapping[str, Callable[[Settings], Record]] = {"W1": run_w1, "W2": run_w2, "W3": run_w3}
+# ---------------------------------------------------------------------------------------------------- W4
+
+
+def run_w4(settings: Settings) -> Record:
+    from bench.journaled import run_w4 as run  # imported here: W1-W3's subprocesses (and peak RSS) never pay for it
+
+    return run(settings)
+
+
+WORKLOADS: Mapping[str, Callable[[Settings], Record]] = {"W1": run_w1, "W2": run_w2, "W3": run_w3, "W4": run_w4}

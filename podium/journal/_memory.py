@@ -114,7 +114,7 @@ class MemoryStore:
             status=status or info.status,
             reason=reason if status else info.reason,
             owner=None if release else owner,
-            lease_until=None if release else at + lease_seconds,
+            lease_until=None if release else info.lease_until,
         )
         return last
 

@@ -8,7 +8,9 @@ to disk so it survives power loss too; each commit then costs an fsync and runs 
 loop is not blocked.
 
 Concurrency. One connection per store object; every write is one ``BEGIN IMMEDIATE`` transaction, so writers from
-other processes wait (``busy_timeout``) instead of failing with "database is locked" on a lock upgrade.
+other processes wait (``busy_timeout``) instead of failing with "database is locked" on a lock upgrade. With the
+default durability that wait happens on the event loop (a write takes tens of microseconds, so waits are short
+unless another process holds a long transaction); a write that still cannot get the lock raises StoreError.
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ CREATE TABLE IF NOT EXISTS podium_meta (key TEXT PRIMARY KEY, value TEXT NOT NUL
 CREATE TABLE IF NOT EXISTS podium_runs (
     run_id TEXT PRIMARY KEY, workflow TEXT NOT NULL, status TEXT NOT NULL,
     created_at REAL NOT NULL, updated_at REAL NOT NULL, owner TEXT, lease_until REAL,
-    last_seq INTEGER NOT NULL DEFAULT 0, parent_run_id TEXT, reason TEXT);
+    parent_run_id TEXT, reason TEXT);
 CREATE INDEX IF NOT EXISTS podium_runs_by_status ON podium_runs (status, created_at);
 CREATE TABLE IF NOT EXISTS podium_events (
     run_id TEXT NOT NULL, seq INTEGER NOT NULL, kind TEXT NOT NULL, at REAL NOT NULL, data TEXT NOT NULL,
@@ -52,7 +54,14 @@ CREATE TABLE IF NOT EXISTS podium_questions (
 INSERT OR IGNORE INTO podium_meta VALUES ('schema', 'podium-journal'), ('version', '1');
 COMMIT;
 """
-_RUN_COLUMNS = "run_id, workflow, status, created_at, updated_at, owner, lease_until, last_seq, parent_run_id, reason"
+# A run's row changes only when its status or owner does; its last event gives its last seq and latest time, so an
+# append writes no more than its events (rewriting the row on every step cost a third of a journaled step).
+_RUN_SELECT = (
+    "SELECT r.run_id, r.workflow, r.status, r.created_at, max(r.updated_at, coalesce(e.at, r.updated_at)),"
+    " r.owner, r.lease_until, coalesce(e.seq, 0), r.parent_run_id, r.reason"
+    " FROM podium_runs r LEFT JOIN podium_events e"
+    " ON e.run_id = r.run_id AND e.seq = (SELECT max(seq) FROM podium_events WHERE run_id = r.run_id)"
+)
 
 
 class SQLiteStore:
@@ -139,13 +148,19 @@ class SQLiteStore:
 
     def _locked_transaction(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         db = self.db
-        db.execute("BEGIN IMMEDIATE")
+        try:
+            db.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:  # "database is locked" after busy_timeout, a read-only file...
+            raise StoreError(f"cannot write: {exc}; nothing was written", url=self.url) from exc
         try:
             result = fn(db)
-        except BaseException:
-            db.execute("ROLLBACK")
+            db.execute("COMMIT")
+        except BaseException as exc:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            if isinstance(exc, sqlite3.OperationalError):  # a full disk, an I/O error: the journal is as it was
+                raise StoreError(f"cannot write: {exc}; nothing was written", url=self.url) from exc
             raise
-        db.execute("COMMIT")
         return result
 
     # -- writing ----------------------------------------------------------------------------------------
@@ -164,7 +179,8 @@ class SQLiteStore:
         def create(db: sqlite3.Connection) -> None:
             try:
                 db.execute(
-                    f"INSERT INTO podium_runs ({_RUN_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, 0, ?, NULL)",
+                    "INSERT INTO podium_runs (run_id, workflow, status, created_at, updated_at, owner, lease_until,"
+                    " parent_run_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                     (
                         run_id,
                         workflow,
@@ -179,8 +195,7 @@ class SQLiteStore:
             except sqlite3.IntegrityError:
                 status = db.execute("SELECT status FROM podium_runs WHERE run_id = ?", (run_id,)).fetchone()[0]
                 raise RunStateError("a run with this id exists already", run_id=run_id, status=status) from None
-            last = _insert_events(db, run_id, 0, events, at)
-            db.execute("UPDATE podium_runs SET last_seq = ? WHERE run_id = ?", (last, run_id))
+            _insert_events(db, run_id, 0, events, at)
 
         await self._write(create)
 
@@ -197,26 +212,23 @@ class SQLiteStore:
         release: bool = False,
     ) -> int:
         def append(db: sqlite3.Connection) -> int:
-            row = db.execute(
-                "UPDATE podium_runs SET last_seq = last_seq + ?, updated_at = ?, status = coalesce(?, status),"
-                " reason = CASE WHEN ? IS NULL THEN reason ELSE ? END,"
-                " owner = CASE WHEN ? THEN NULL ELSE owner END,"
-                " lease_until = CASE WHEN ? THEN NULL ELSE ? END"
-                " WHERE run_id = ? AND owner = ? RETURNING last_seq",
-                (len(events), at, status, status, reason, release, release, at + lease_seconds, run_id, owner),
-            ).fetchone()
+            row = db.execute("SELECT owner FROM podium_runs WHERE run_id = ?", (run_id,)).fetchone()
             if row is None:
-                self._raise_not_owner(db, run_id, owner)
-            last: int = row[0]
-            _insert_events(db, run_id, last - len(events), events, at)
+                raise RunNotFoundError(run_id, url=self.url)
+            if row[0] != owner:
+                raise LeaseLostError(run_id=run_id, owner=owner)
+            last = _insert_events(db, run_id, _last_seq(db, run_id), events, at)
+            if status is not None or release:  # the lease itself is kept by renew(), not by every append
+                db.execute(
+                    "UPDATE podium_runs SET updated_at = ?, status = coalesce(?, status),"
+                    " reason = CASE WHEN ? IS NULL THEN reason ELSE ? END,"
+                    " owner = CASE WHEN ? THEN NULL ELSE owner END,"
+                    " lease_until = CASE WHEN ? THEN NULL ELSE lease_until END WHERE run_id = ?",
+                    (at, status, status, reason, release, release, run_id),
+                )
             return last
 
         return await self._write(append)
-
-    def _raise_not_owner(self, db: sqlite3.Connection, run_id: str, owner: str) -> None:
-        if db.execute("SELECT 1 FROM podium_runs WHERE run_id = ?", (run_id,)).fetchone() is None:
-            raise RunNotFoundError(run_id, url=self.url)
-        raise LeaseLostError(run_id=run_id, owner=owner)
 
     async def claim(self, run_id: str, owner: str, *, lease_seconds: float, at: float) -> RunInfo:
         def claim(db: sqlite3.Connection) -> RunInfo:
@@ -242,8 +254,8 @@ class SQLiteStore:
         def claim_next(db: sqlite3.Connection) -> RunInfo | None:
             marks = ", ".join("?" for _ in names)
             rows = db.execute(
-                f"SELECT {_RUN_COLUMNS} FROM podium_runs WHERE workflow IN ({marks})"
-                " AND status IN ('pending', 'running') ORDER BY created_at",
+                f"{_RUN_SELECT} WHERE r.workflow IN ({marks}) AND r.status IN ('pending', 'running')"
+                " ORDER BY r.created_at",
                 names,
             )
             # claim_refusal also frees runs whose owner was a process on this machine that has died
@@ -298,11 +310,9 @@ class SQLiteStore:
                 " WHERE run_id = ? AND interrupt_id = ?",
                 (to_json(answer).decode(), at, run_id, interrupt_id),
             )
-            (last,) = db.execute(
-                "UPDATE podium_runs SET last_seq = last_seq + 1, updated_at = ? WHERE run_id = ? RETURNING last_seq",
-                (at, run_id),
-            ).fetchone()
-            _insert_events(db, run_id, last - 1, [InterruptAnswered(interrupt_id=interrupt_id, answer=answer)], at)
+            _insert_events(
+                db, run_id, _last_seq(db, run_id), [InterruptAnswered(interrupt_id=interrupt_id, answer=answer)], at
+            )
             db.execute(
                 "UPDATE podium_runs SET status = 'pending' WHERE run_id = ? AND status = 'waiting' AND NOT EXISTS"
                 " (SELECT 1 FROM podium_questions WHERE run_id = ? AND answered = 0)",
@@ -347,7 +357,7 @@ class SQLiteStore:
     # -- reading ----------------------------------------------------------------------------------------
 
     def _get(self, db: sqlite3.Connection, run_id: str) -> RunInfo:
-        row = db.execute(f"SELECT {_RUN_COLUMNS} FROM podium_runs WHERE run_id = ?", (run_id,)).fetchone()
+        row = db.execute(f"{_RUN_SELECT} WHERE r.run_id = ?", (run_id,)).fetchone()
         if row is None:
             raise RunNotFoundError(run_id, url=self.url)
         return _run_info(row)
@@ -360,8 +370,8 @@ class SQLiteStore:
     ) -> list[RunInfo]:
         rows = await self._read(
             lambda db: db.execute(
-                f"SELECT {_RUN_COLUMNS} FROM podium_runs WHERE (? IS NULL OR status = ?)"
-                " AND (? IS NULL OR workflow = ?) ORDER BY created_at DESC LIMIT ?",
+                f"{_RUN_SELECT} WHERE (? IS NULL OR r.status = ?)"
+                " AND (? IS NULL OR r.workflow = ?) ORDER BY r.created_at DESC LIMIT ?",
                 (status, status, workflow, workflow, limit),
             ).fetchall()
         )
@@ -419,6 +429,8 @@ def _prepare(db: sqlite3.Connection, url: str) -> None:
     """Create the schema in an empty database; refuse a foreign or newer one without writing to it."""
     try:
         tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    except sqlite3.OperationalError as exc:  # locked by another process's schema change, say: not a bad file
+        raise StoreError(f"cannot be opened now ({exc}); nothing was changed", url=url) from exc
     except sqlite3.DatabaseError as exc:
         raise StoreError(f"cannot be read as a SQLite database ({exc}); nothing was changed", url=url) from exc
     if not tables:
@@ -462,6 +474,11 @@ def _insert_events(db: sqlite3.Connection, run_id: str, before: int, events: Seq
                 ),
             )
     db.executemany("INSERT INTO podium_events (run_id, seq, kind, at, data) VALUES (?, ?, ?, ?, ?)", rows)
+    return seq
+
+
+def _last_seq(db: sqlite3.Connection, run_id: str) -> int:
+    seq: int = db.execute("SELECT coalesce(max(seq), 0) FROM podium_events WHERE run_id = ?", (run_id,)).fetchone()[0]
     return seq
 
 

@@ -133,7 +133,10 @@ class Store(Protocol):
         reason: str | None = None,
         release: bool = False,
     ) -> int:
-        """Append events if ``owner`` still owns the run; extend its lease, set ``status``, and release it if asked.
+        """Append events if ``owner`` still owns the run; set ``status``, and give up the lease if asked.
+
+        The lease is checked, not necessarily extended: :meth:`renew` is what keeps it (a store may also extend it
+        here, as PostgreSQL's does in the statement that checks it).
 
         ``interrupt_asked`` events also become pending questions. Returns the last event's ``seq``.
 

@@ -374,14 +374,19 @@ async def test_append_sets_status_and_reason(factory: StoreFactory) -> None:
 
 
 @_check
-async def test_append_extends_the_lease(factory: StoreFactory) -> None:
+async def test_append_keeps_the_lease_and_renew_extends_it(factory: StoreFactory) -> None:
     async with _store(factory) as store:
         await _new_run(store, lease=10.0)
-        at = tick()
-        await _append(store, "r1", [_step(1)], at=at, lease=LEASE * 10)
+        before = await store.get_run("r1")
+        await _append(store, "r1", [_step(1)], at=tick(), lease=LEASE * 10)
         info = await store.get_run("r1")
         assert info.owner == "w1", info
-        assert _lease_near(info, at + LEASE * 10), f"append extends the lease: {info}"
+        assert info.lease_until is not None, info
+        assert before.lease_until is not None, before
+        assert info.lease_until >= before.lease_until - 1.0, f"append must not shorten the lease: {info}"
+        at = tick()
+        assert await store.renew("w1", ["r1"], lease_seconds=LEASE * 10, at=at) == {"r1"}
+        assert _lease_near(await store.get_run("r1"), at + LEASE * 10), "renew extends the lease"
 
 
 @_check

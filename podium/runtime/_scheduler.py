@@ -86,7 +86,13 @@ async def drive(
             task.path = scope + task.step.name
             task.label = f"{task.path}@{task.task_id}" if task.has_item else task.path
         _count_iterations(limits, tasks, iterations)
-        if journal is not None and journal.writable and not all(t.task_id in journal.completed for t in tasks):
+        # a lone task needs no schedule of its own: its step_completed (or step_failed) names it
+        if (
+            journal is not None
+            and len(tasks) > 1
+            and journal.writable
+            and not all(t.task_id in journal.completed for t in tasks)
+        ):
             journal.later(TasksScheduled(scope=scope, superstep=superstep, tasks=_described(tasks, ids=True)))
         if run.hooks.on_superstep:
             await emit(

@@ -109,7 +109,7 @@ async def test_a_compacted_crashed_run_resumes_to_the_same_end_running_only_unfi
         dropped = await store.compact("crashed")
         kept = await store.read("crashed")
         assert dropped == journaled - len(kept)
-        assert journaled > 2 * (CRASH_AT - 1)  # a step_completed (and more) per finished superstep
+        assert journaled > CRASH_AT - 1  # a step_completed per finished superstep, and more
         assert len(kept) <= bound
         assert kept[0].event.kind == "run_accepted"
         assert [e.event.kind for e in kept].count("snapshot") == 1
