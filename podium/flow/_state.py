@@ -19,7 +19,7 @@ from pydantic import TypeAdapter, ValidationError
 from podium.errors import ConfigError, StateSchemaError, StepOutputError, UpdateConflictError
 from podium.flow._reducers import Reducer
 
-__all__ = ["FieldSpec", "StateSchema"]
+__all__ = ["FieldSpec", "StateSchema", "short"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,7 +86,7 @@ class StateSchema:
             try:
                 changed[name] = spec.adapter.validate_python(value)
             except ValidationError as exc:
-                raise ConfigError(f"{self.name}.{name} cannot be {_short(value)}: {_first_error(exc)}") from exc
+                raise ConfigError(f"{self.name}.{name} cannot be {short(value)}: {_first_error(exc)}") from exc
         return self._copy(state, changed) if changed else state
 
     def apply(self, state: Any, writes: Sequence[tuple[str, str, Mapping[str, Any]]], *, run_id: str) -> Any:
@@ -127,7 +127,7 @@ class StateSchema:
                     changed[name] = spec.adapter.validate_python(new)
                 except ValidationError as exc:
                     raise StepOutputError(
-                        f"field {name!r} got {_short(value)}: {_first_error(exc)}", run_id=run_id, step=step
+                        f"field {name!r} got {short(value)}: {_first_error(exc)}", run_id=run_id, step=step
                     ) from exc
                 writer[name] = label
         if not changed:
@@ -191,12 +191,13 @@ def _one_reducer(metadata: Sequence[Any], workflow: str, where: str) -> Reducer 
     return rules[0] if rules else None
 
 
-def _short(value: Any, limit: int = 80) -> str:
-    text = repr(value)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
 def _first_error(exc: ValidationError) -> str:
     err = exc.errors(include_url=False)[0]
     loc = ".".join(str(p) for p in err["loc"])
     return f"{err['msg']}" + (f" (at {loc})" if loc else "")
+
+
+def short(value: Any, limit: int = 80) -> str:
+    """``repr(value)``, cut to ``limit`` characters for an error message."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."

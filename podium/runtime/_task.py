@@ -24,6 +24,7 @@ from podium.errors import (
     StepFailedError,
     StepOutputError,
 )
+from podium.flow._state import short
 from podium.flow._step import END, Command, Send, Step
 from podium.journal._codec import decode, encode
 from podium.journal._events import InterruptAsked, StepCompleted, StepFailed
@@ -444,8 +445,3 @@ def _as_step_error(exc: Exception, run_id: str, task: Task) -> StepError:
     error = StepFailedError(f"{prefix}{type(exc).__name__}: {exc}", run_id=run_id, step=task.path)
     error.__cause__ = exc
     return error
-
-
-def short(value: Any, limit: int = 80) -> str:
-    text = repr(value)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
