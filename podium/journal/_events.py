@@ -14,6 +14,8 @@ A run's journal reads, for example::
     interrupt_asked   a step asked a person; interrupt_answered: the answer
     run_suspended     the run waits for answers; no process owns it
     snapshot          the state and frontier after a superstep, so resume need not replay from the start
+    model_called      an agent's call to a model: what it answered, the tokens and the cost (replay reads these)
+    tool_called       an agent's call to a tool: arguments and result, or why it was refused
     run_finished      completed, failed, limited or cancelled, with the reason
 """
 
@@ -30,6 +32,7 @@ __all__ = [
     "Event",
     "InterruptAnswered",
     "InterruptAsked",
+    "ModelCalled",
     "RunAccepted",
     "RunFinished",
     "RunStarted",
@@ -38,6 +41,7 @@ __all__ = [
     "StepCompleted",
     "StepFailed",
     "TasksScheduled",
+    "ToolCalled",
 ]
 
 
@@ -150,6 +154,37 @@ class Snapshot:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class ModelCalled:
+    """An agent asked a model (call ``index`` within its task) and got ``message`` (encoded) back."""
+
+    kind: Literal["model_called"] = "model_called"
+    task_id: str
+    agent: str
+    index: int
+    model: str
+    message: Any
+    input_tokens: int
+    output_tokens: int
+    cost_usd: float
+    duration: float
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ToolCalled:
+    """An agent called a tool (``refused``: the agent was not granted it, and the tool did not run)."""
+
+    kind: Literal["tool_called"] = "tool_called"
+    task_id: str
+    agent: str
+    tool: str
+    call_id: str
+    arguments: Any
+    result: Any = None
+    error: str | None = None
+    refused: bool = False
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class RunFinished:
     """The run ended: ``status`` is completed, failed, limited or cancelled."""
 
@@ -172,6 +207,8 @@ Event: TypeAlias = Annotated[
     | InterruptAnswered
     | RunSuspended
     | Snapshot
+    | ModelCalled
+    | ToolCalled
     | RunFinished,
     Field(discriminator="kind"),
 ]

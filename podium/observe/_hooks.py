@@ -40,6 +40,9 @@ class Hooks:
     ) -> Any:
         """A task failed; ``handled`` is True when the step's ``on_error`` turned it into an update."""
 
+    def on_token(self, *, run_id: str, step: str, agent: str, text: str) -> Any:
+        """A piece of a model's answer as it streams (called without waiting: an async one is scheduled)."""
+
     def on_route(self, *, run_id: str, step: str, task_id: str, targets: Sequence[str]) -> Any:
         """A routing decision: after ``step`` ran, these tasks were chosen (``"name"`` or ``"name[item]"``)."""
 
@@ -48,6 +51,7 @@ class Hooks:
 
 
 _EVENTS = (
+    "on_token",
     "on_run_start",
     "on_superstep",
     "on_step_start",
@@ -71,6 +75,7 @@ class HookSet:
     on_step_finish: _Handlers
     on_step_fail: _Handlers
     on_route: _Handlers
+    on_token: _Handlers
     on_run_finish: _Handlers
 
     def __init__(self, hooks: Sequence[Hooks]) -> None:

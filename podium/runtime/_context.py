@@ -8,6 +8,7 @@ step's task started (fixed for the task), and ``new_id()`` derives ids from the 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Awaitable, Callable
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -42,6 +43,24 @@ class StepContext:
     _answers: dict[str, Any] | None = field(default=None, repr=False)
     """Journaled answers to this run's questions (None when the run has no journal)."""
     _asked: int = 0
+    _record: Callable[[Any], Awaitable[None]] | None = field(default=None, repr=False)
+    _token: Callable[[str, str], None] | None = field(default=None, repr=False)
+    _usage: Callable[[str, Any], None] | None = field(default=None, repr=False)
+
+    async def record(self, event: Any) -> None:
+        """Journal an event from inside the step (an agent's model and tool calls); nothing without a journal."""
+        if self._record is not None:
+            await self._record(event)
+
+    def token(self, agent: str, text: str) -> None:
+        """Pass a streamed piece of a model's answer to the run's ``on_token`` hooks."""
+        if self._token is not None:
+            self._token(agent, text)
+
+    def usage(self, agent: str, usage: Any) -> None:
+        """Add a model call's usage to the run's totals."""
+        if self._usage is not None:
+            self._usage(agent, usage)
 
     def now(self) -> datetime:
         """The step's deterministic time: when its task started, as an aware UTC datetime."""

@@ -24,6 +24,7 @@ from podium.journal._events import (
     Event,
     InterruptAnswered,
     InterruptAsked,
+    ModelCalled,
     RunAccepted,
     RunFinished,
     RunStarted,
@@ -31,6 +32,7 @@ from podium.journal._events import (
     StepCompleted,
 )
 from podium.journal._store import RunState, Store
+from podium.models._types import Usage
 
 if TYPE_CHECKING:
     from podium.flow._workflow import Workflow
@@ -81,6 +83,7 @@ class RunJournal:
         self.initial: Any = None
         self.status: str | None = None
         self.fingerprint: str | None = None
+        self.usage: dict[str, Usage] = {}
         self.steps: list[str] | None = None
         self._later: list[Event] = []
 
@@ -176,6 +179,9 @@ class RunJournal:
             self.steps = event.steps
         elif isinstance(event, RunFinished):
             self.status = event.status
+        elif isinstance(event, ModelCalled):
+            spent = Usage(input_tokens=event.input_tokens, output_tokens=event.output_tokens, cost_usd=event.cost_usd)
+            self.usage[event.agent] = self.usage.get(event.agent, Usage()) + spent
 
     def later(self, event: Event) -> None:
         """Write ``event`` with the next write (records that need not be durable before the run goes on)."""

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
 from podium.errors import PodiumError, RunIncompleteError
+from podium.models._types import Usage
 
 __all__ = ["RunResult", "RunStatus"]
 
@@ -45,6 +47,7 @@ class RunResult(Generic[S]):
         started_at: seconds since the epoch.
         finished_at: seconds since the epoch.
         waiting: for a waiting run, the ids of the questions it waits for.
+        usage_by_agent: tokens and cost per agent; ``usage`` sums them.
     """
 
     run_id: str
@@ -59,6 +62,12 @@ class RunResult(Generic[S]):
     started_at: float = 0.0
     finished_at: float = 0.0
     waiting: tuple[str, ...] = ()
+    usage_by_agent: Mapping[str, Usage] = field(default_factory=dict)
+
+    @property
+    def usage(self) -> Usage:
+        """Tokens and cost of every model call of the run (all its executions), summed."""
+        return sum(self.usage_by_agent.values(), Usage())
 
     @property
     def ok(self) -> bool:

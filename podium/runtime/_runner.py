@@ -92,6 +92,7 @@ async def execute(
         settings = {"lease_seconds": opts.lease_seconds, "snapshot_every": opts.snapshot_every, "clock": run.clock}
         if resume:
             run.journal = await RunJournal.load(store, workflow, run_id, claim=True, owner=owner, **settings)
+            run.usage = dict(run.journal.usage)
             restore = run.journal.snapshot
             state = decode(run.journal.initial)
         else:
@@ -175,6 +176,7 @@ async def _drive_to_end(run: Run, workflow: Workflow[Any], state: Any, restore: 
         started_at=started,
         finished_at=run.clock(),
         waiting=waiting,
+        usage_by_agent=dict(run.usage),
     )
 
 

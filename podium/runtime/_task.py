@@ -28,6 +28,7 @@ from podium.flow._state import short
 from podium.flow._step import END, Command, Send, Step
 from podium.journal._codec import decode, encode
 from podium.journal._events import InterruptAsked, StepCompleted, StepFailed
+from podium.models._types import Usage
 from podium.observe._hooks import HookSet, emit
 from podium.runtime._context import StepContext, _current
 from podium.runtime._interrupt import Interrupted
@@ -45,7 +46,7 @@ __all__ = ["EndOfJournal", "Outcome", "Run", "Suspended", "Task", "run_parallel"
 class Run:
     """What a run's top-level workflow and its sub-workflows share while it executes."""
 
-    __slots__ = ("clock", "handle", "hooks", "in_flight", "journal", "limits", "run_id", "state", "steps_done")
+    __slots__ = ("clock", "handle", "hooks", "in_flight", "journal", "limits", "run_id", "state", "steps_done", "usage")
 
     def __init__(
         self,
@@ -64,6 +65,11 @@ class Run:
         self.steps_done = 0
         self.in_flight: dict[str, None] = {}
         self.state: Any = None
+        self.usage: dict[str, Usage] = dict(journal.usage) if journal is not None else {}
+        """Model usage by agent: what the journal recorded before (all attempts cost money), then this run's."""
+
+    def add_usage(self, agent: str, usage: Usage) -> None:
+        self.usage[agent] = self.usage.get(agent, Usage()) + usage
 
 
 class Task:
@@ -188,9 +194,14 @@ async def run_task(run: Run, task: Task, state: Any) -> Outcome:
         iteration=task.iteration,
         started_at=run.clock(),
     )
+    ctx._usage = run.add_usage
     if journal is not None:
         ctx._answers = journal.answers
+        if journal.writable:
+            ctx._record = journal.write
     hooks = run.hooks
+    if hooks.on_token:
+        ctx._token = _token_hook(run, task.path)
     if hooks.on_step_start:
         await emit(
             hooks.on_step_start, run_id=run.run_id, step=task.path, task_id=task.task_id, attempt=1, item=task.item
@@ -240,6 +251,20 @@ async def run_task(run: Run, task: Task, state: Any) -> Outcome:
             duration=run.clock() - ctx.started_at,
         )
     return outcome
+
+
+def _token_hook(run: Run, path: str) -> Callable[[str, str], None]:
+    pending: set[asyncio.Future[Any]] = set()  # async hooks run on their own; keep them referenced till done
+
+    def on_token(agent: str, text: str) -> None:
+        for fn, is_async in run.hooks.on_token:
+            result = fn(run_id=run.run_id, step=path, agent=agent, text=text)
+            if is_async:
+                future = asyncio.ensure_future(result)
+                pending.add(future)
+                future.add_done_callback(pending.discard)
+
+    return on_token
 
 
 async def _recover(outcome: Outcome, state: Any) -> None:

@@ -444,7 +444,9 @@ def test_killed_runs_resume_to_the_uninterrupted_result(reports: dict[str, Shape
     assert report.error is None, f"{report.error} (seed={SEED}; rerun with PODIUM_KILL_SEED={SEED})"
     assert report.kills >= KILLS_PER_SHAPE
     last = report.campaigns[-1].processes[-1]
-    assert (last.mode, last.killed) == ("resume", False), "the shape ends with a resume that is not killed"
+    # the last process finished the run; on a loaded machine a SIGKILL can land just after that (the journal says
+    # run_finished, the process had not exited yet), which is harmless and not counted as a kill
+    assert last.journal.finished is not None, "the shape ends with a finished run"
     problems = [problem for campaign in report.campaigns for problem in _problems(report, campaign)]
     assert not problems, f"seed={SEED} (rerun with PODIUM_KILL_SEED={SEED}):\n" + "\n".join(problems)
 

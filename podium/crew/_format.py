@@ -1,0 +1,385 @@
+"""The crew file format, as pydantic models: what the loader validates and what ``podium schema`` prints.
+
+Every model forbids unknown keys (a typo is an error with a did-you-mean, not a silently ignored setting). A
+flow is a mapping with exactly one pattern key (plus an optional ``name``); wherever a flow expects a member, an
+agent's name or another flow mapping (a nested flow) may be given.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
+
+from podium.crew._yaml import did_you_mean
+
+__all__ = [
+    "PATTERNS",
+    "AgentSpec",
+    "CrewSpec",
+    "DebateFlow",
+    "Flow",
+    "HandoffFlow",
+    "HierarchicalFlow",
+    "LimitsSpec",
+    "LoopFlow",
+    "Member",
+    "ParallelFlow",
+    "PlannerFlow",
+    "SequentialFlow",
+    "SupervisorFlow",
+    "TeamSpec",
+    "Until",
+    "VoteFlow",
+    "crew_schema",
+    "pattern_of",
+]
+
+NAME = r"^[A-Za-z_][A-Za-z0-9_-]*$"
+AgentName = Annotated[str, Field(pattern=NAME, description="The name of an agent declared under `agents`.")]
+IMPORT = r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$"
+ImportPath = Annotated[str, Field(pattern=IMPORT, description="`module:attribute`")]
+MODEL = r"^(test|local|https?://\S+|[A-Za-z][\w-]*:\S+)$"
+"""A model spec's shape: ``test``, ``local``, ``provider:model`` or an OpenAI-compatible base URL."""
+PATTERNS = (
+    "sequential",
+    "parallel",
+    "supervisor",
+    "hierarchical",
+    "handoff",
+    "debate",
+    "vote",
+    "loop",
+    "planner",
+)
+
+
+class _Spec(BaseModel):
+    """A part of the crew file: frozen, and strict about its keys."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _known_keys(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            for key in data:
+                if key not in cls.model_fields:
+                    fields = list(cls.model_fields)
+                    hint = did_you_mean(str(key), fields)
+                    raise PydanticCustomError(
+                        "unknown_field",
+                        "{message}",
+                        {"key": str(key), "message": f"is not a known field{hint}; the fields here are {fields}"},
+                    )
+        return data
+
+
+class LimitsSpec(_Spec):
+    """Bounds of every run of the crew (a run that reaches one ends `limited`)."""
+
+    max_steps: int | None = Field(default=None, gt=0, description="Step executions in a run (default 1000).")
+    max_iterations: int | None = Field(
+        default=None, gt=0, description="Supersteps any one step may run in (default 100)."
+    )
+    max_seconds: float | None = Field(default=None, gt=0, description="Wall-clock seconds of a run (default 3600).")
+
+
+class AgentSpec(_Spec):
+    """An agent: a SOUL.md file, fields given here, or both (fields here override the file's)."""
+
+    soul: str | None = Field(default=None, description="Path of a SOUL.md file, relative to the crew file.")
+    role: str | None = Field(default=None, description="Who it is (`Senior writer`).")
+    goal: str | None = Field(default=None, description="What it is for.")
+    backstory: str | None = Field(default=None, description="Context that shapes how it works.")
+    instructions: str | None = Field(default=None, description="The prose of its persona (a SOUL.md body).")
+    rules: list[str] | None = Field(default=None, description="Short rules listed in its system prompt.")
+    model: str | None = Field(default=None, pattern=MODEL, description="Its own model; otherwise the crew's `model`.")
+    tools: list[str] | None = Field(default=None, description="Names of tools (declared under `tools`) it may call.")
+    output: str | None = Field(default=None, description="Name of its answer's type (declared under `outputs`).")
+    max_reasks: int | None = Field(default=None, ge=0, le=10, description="Re-asks when an answer does not fit.")
+    max_turns: int | None = Field(default=None, ge=1, le=100, description="Model calls allowed in one task.")
+    temperature: float | None = Field(default=None, ge=0.0, le=2.0, description="Sampling temperature.")
+    approval: str | None = Field(
+        default=None,
+        description="Ask a person this question (`Publish this?`) with the agent's answer before it is used: the "
+        "run waits; approve, edit or reject it with `podium approve|reject`. A rejection fails the step.",
+    )
+    call: str | None = Field(
+        default=None,
+        description="`module:function`: a plain Python member instead of a model-driven agent (DESIGN: an agent is "
+        "anything that takes a message and returns a result). It is called like any step, with the conversation "
+        "(and an item, if it takes one); what it returns is its answer. Only `approval` may go with it.",
+    )
+
+
+def _member_kind(value: Any) -> str | None:
+    if isinstance(value, str):
+        return "agent"
+    if isinstance(value, dict):
+        return "flow"
+    return None
+
+
+def pattern_of(value: Any) -> str | None:
+    """The pattern key of a flow (a mapping or a validated flow), or None when it has none or several."""
+    if isinstance(value, BaseModel):
+        return next((p for p in PATTERNS if getattr(value, p, None) is not None), None)
+    if not isinstance(value, dict):
+        return None
+    found = [key for key in value if key in PATTERNS]
+    return found[0] if len(found) == 1 else None
+
+
+Member = Annotated[
+    Annotated[AgentName, Tag("agent")] | Annotated["Flow", Tag("flow")],
+    Discriminator(
+        _member_kind,
+        custom_error_type="crew_member",
+        custom_error_message="must be an agent's name or a flow mapping (e.g. {sequential: [a, b]})",
+    ),
+]
+"""An agent's name, or an inline flow run as a sub-workflow."""
+
+
+class _Flow(_Spec):
+    name: str | None = Field(
+        default=None,
+        pattern=NAME,
+        description="The (sub-)workflow's name; a nested flow defaults to its pattern's name.",
+    )
+
+
+class SequentialFlow(_Flow):
+    """Members one after another; each sees the conversation so far; the result is the last answer."""
+
+    sequential: list[Member] = Field(min_length=1)
+
+
+class ParallelOptions(_Spec):
+    branches: list[Member] = Field(min_length=1, description="Members that answer at once.")
+    merge: Member | None = Field(
+        default=None,
+        description="Reads every branch's answer; its answer is the result. Without it, the result is the list of "
+        "the branches' answers.",
+    )
+    on_branch_failure: Literal["cancel", "finish"] = Field(
+        default="cancel", description="When a branch fails, cancel the others at once or let them finish first."
+    )
+
+
+class ParallelFlow(_Flow):
+    """Fan out to branches at once, then merge."""
+
+    parallel: ParallelOptions
+
+
+class SupervisorOptions(_Spec):
+    router: AgentName = Field(description="Picks the next worker (or `done`) after each answer.")
+    workers: list[Member] = Field(min_length=1)
+    max_rounds: int = Field(default=10, ge=1, description="Dispatches before the run ends `limited`.")
+
+
+class SupervisorFlow(_Flow):
+    """A router agent picks the next worker, with an instruction, until it says it is done."""
+
+    supervisor: SupervisorOptions
+
+
+class TeamSpec(_Spec):
+    """A team of a hierarchy: a router over its workers."""
+
+    router: AgentName
+    workers: list[Member] = Field(min_length=1)
+
+
+def _team_kind(value: Any) -> str | None:
+    if isinstance(value, dict):
+        return "team" if "router" in value or "workers" in value else "flow"
+    return None
+
+
+Team = Annotated[
+    Annotated[TeamSpec, Tag("team")] | Annotated["Flow", Tag("flow")],
+    Discriminator(
+        _team_kind,
+        custom_error_type="crew_team",
+        custom_error_message="must be a team ({router: name, workers: [...]}) or a flow mapping",
+    ),
+]
+
+
+class HierarchicalOptions(_Spec):
+    lead: AgentName = Field(description="Routes to the teams.")
+    teams: dict[Annotated[str, Field(pattern=NAME)], Team] = Field(min_length=1)
+    max_rounds: int = Field(default=10, ge=1)
+
+
+class HierarchicalFlow(_Flow):
+    """Supervisors of supervisors: a lead routes to teams, each a router over its workers."""
+
+    hierarchical: HierarchicalOptions
+
+
+class HandoffOptions(_Spec):
+    start: AgentName = Field(description="Who gets the task first.")
+    agents: list[AgentName] = Field(min_length=1, description="Each either answers or hands off to another.")
+    max_handoffs: int = Field(default=10, ge=1)
+
+
+class HandoffFlow(_Flow):
+    """An agent answers, or hands the task (with a note) to another."""
+
+    handoff: HandoffOptions
+
+
+class DebateOptions(_Spec):
+    debaters: list[Member] = Field(min_length=2)
+    judge: Member
+    rounds: int = Field(default=2, ge=1)
+
+
+class DebateFlow(_Flow):
+    """Debaters answer each other for some rounds; a judge decides."""
+
+    debate: DebateOptions
+
+
+class VoteOptions(_Spec):
+    voters: list[Member] = Field(min_length=1)
+    rule: Literal["majority", "plurality", "unanimous", "quorum", "weighted"] = "majority"
+    quorum: int | None = Field(default=None, ge=1, description="Votes needed, for rule `quorum`.")
+    weights: dict[str, float] | None = Field(default=None, description="Voter → weight, for rule `weighted`.")
+    options: list[str] | None = Field(
+        default=None,
+        min_length=1,
+        description="The choices: voting agents (and the judge) then answer {choice, reason} with one of them.",
+    )
+    judge: AgentName | None = Field(default=None, description="Breaks a tie or a missing majority.")
+
+
+class VoteFlow(_Flow):
+    """Every voter answers at once; a rule combines the ballots into a tally (the result)."""
+
+    vote: VoteOptions
+
+
+class Until(_Spec):
+    """Stop the loop when ``agent``'s latest answer has a truthy ``field``."""
+
+    agent: AgentName
+    field: str
+
+
+class LoopOptions(_Spec):
+    body: list[Member] = Field(min_length=1, description="The members of one round, in order.")
+    max_iterations: int = Field(ge=1, description="The most rounds.")
+    until: Until | None = None
+    on_max: Literal["stop", "limit"] = Field(
+        default="stop", description="At max_iterations: complete with the last answer, or end `limited`."
+    )
+
+
+class LoopFlow(_Flow):
+    """Run the body again and again until a condition or the maximum; the result is the last answer."""
+
+    loop: LoopOptions
+
+
+class PlannerOptions(_Spec):
+    plan: AgentName = Field(description="Answers with the list of subtasks.")
+    worker: Member = Field(description="Runs once per subtask, all at once.")
+    synthesize: Member = Field(description="Reads the subtasks' answers; its answer is the result.")
+    max_subtasks: int = Field(default=20, ge=1)
+    on_subtask_failure: Literal["fail", "skip"] = "fail"
+
+
+class PlannerFlow(_Flow):
+    """Plan, run one worker per subtask at once, synthesize."""
+
+    planner: PlannerOptions
+
+
+Flow = Annotated[
+    Annotated[SequentialFlow, Tag("sequential")]
+    | Annotated[ParallelFlow, Tag("parallel")]
+    | Annotated[SupervisorFlow, Tag("supervisor")]
+    | Annotated[HierarchicalFlow, Tag("hierarchical")]
+    | Annotated[HandoffFlow, Tag("handoff")]
+    | Annotated[DebateFlow, Tag("debate")]
+    | Annotated[VoteFlow, Tag("vote")]
+    | Annotated[LoopFlow, Tag("loop")]
+    | Annotated[PlannerFlow, Tag("planner")],
+    Discriminator(
+        pattern_of,
+        custom_error_type="crew_flow",
+        custom_error_message="a flow is a mapping with one pattern key",
+    ),
+]
+"""How the agents work together: a mapping with one pattern key."""
+
+
+class CrewSpec(_Spec):
+    """A podium crew file: agents, and how they work together."""
+
+    model_config = ConfigDict(title="podium crew file", extra="forbid", frozen=True)
+
+    name: str = Field(
+        pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$",
+        description="The crew's name: the workflow's name in the journal, `podium runs` and `resume`.",
+    )
+    description: str | None = Field(default=None, description="What the crew does.")
+    model: str | None = Field(
+        default=None,
+        pattern=MODEL,
+        description="The model of agents without one: test, local, openai:<model>, ollama:<model>, "
+        "anthropic:<model>, or an OpenAI-compatible URL (http://host/v1#model).",
+    )
+    store: str | None = Field(
+        default=None, description="Where runs are journaled (sqlite:///path.db, postgresql://..., memory://)."
+    )
+    limits: LimitsSpec | None = Field(default=None, description="Bounds of every run (the runtime's defaults else).")
+    tools: dict[Annotated[str, Field(pattern=NAME)], ImportPath] = Field(
+        default_factory=dict,
+        description="Tool name → `module:attribute` of a podium Tool or a plain function (made a tool).",
+    )
+    outputs: dict[Annotated[str, Field(pattern=NAME)], ImportPath] = Field(
+        default_factory=dict, description="Type name → `module:Class` of a pydantic model."
+    )
+    agents: dict[Annotated[str, Field(pattern=NAME)], AgentSpec] = Field(
+        min_length=1, description="Agent name → its settings."
+    )
+    flow: Flow = Field(
+        description="How the agents work together: a mapping with one pattern key (sequential, parallel, supervisor, "
+        "hierarchical, handoff, debate, vote, loop, planner); members are agent names or nested flows."
+    )
+
+
+_RECURSIVE: tuple[type[BaseModel], ...] = (
+    SequentialFlow,
+    ParallelOptions,
+    SupervisorOptions,
+    TeamSpec,
+    HierarchicalOptions,
+    DebateOptions,
+    VoteOptions,
+    LoopOptions,
+    PlannerOptions,
+    CrewSpec,
+)
+for _model in _RECURSIVE:  # they refer to Flow, defined after them
+    _model.model_rebuild()
+
+
+def crew_schema() -> dict[str, Any]:
+    """The JSON Schema of crew files (what ``podium schema`` prints)."""
+    schema = CrewSpec.model_json_schema()
+    return {"$schema": "https://json-schema.org/draft/2020-12/schema", **schema}

@@ -1,0 +1,58 @@
+"""The example crews run end to end on the test model, as a user runs them: with the `podium` command."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def podium(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "podium.cli", *args],
+        cwd=cwd,
+        # the suite's PODIUM_STORE (an in-memory store) is left out: the command's default journal is checked here
+        env={**{k: v for k, v in os.environ.items() if k != "PODIUM_STORE"}, "PYTHONPATH": str(ROOT), **(env or {})},
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
+
+
+@pytest.mark.parametrize(
+    ("example", "steps"),
+    [("content_team", 4), ("research_report", 3), ("support_triage", 6), ("review_board", 10)],
+)
+def test_an_example_crew_runs_on_the_test_model(example: str, steps: int, tmp_path: Path) -> None:
+    crew = ROOT / "examples" / example / "crew.yaml"
+    assert podium("validate", str(crew), cwd=tmp_path).returncode == 0
+    done = podium(
+        "run", str(crew), "--input", "tidal power", "--model", "test", "--json",
+        cwd=tmp_path, env={"PODIUM_OUTPUT": str(tmp_path / "out")},
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    out = json.loads(done.stdout)
+    assert out["status"] == "completed"
+    assert out["steps"] == steps
+    assert (tmp_path / ".podium" / "podium.db").exists()  # journaled in the working folder by default
+
+
+def test_the_content_team_publishes_markdown(tmp_path: Path) -> None:
+    crew = ROOT / "examples" / "content_team" / "crew.yaml"
+    done = podium(
+        "run", str(crew), "--input", "Tidal Power!", "--model", "test", "--json",
+        cwd=tmp_path, env={"PODIUM_OUTPUT": str(tmp_path / "out")},
+    )  # fmt: skip
+    out = json.loads(done.stdout)
+    post = Path(out["output"])
+    assert post == tmp_path / "out" / "tidal-power.md"
+    text = post.read_text()
+    assert text.startswith("# ")
+    assert "## Sources" in text
