@@ -190,7 +190,9 @@ class FlowBuilder:
     def _supervisor(self, options: fmt.SupervisorOptions, at: Path_, name: str, limits: Limits | None) -> Any:
         workers = self._mapping(options.workers, (*at, "workers"))
         router = self.roster.router(options.router, list(workers), (*at, "router"))
-        return supervisor(router, workers, name=name, max_rounds=options.max_rounds, limits=limits)
+        return supervisor(
+            router, workers, name=name, max_rounds=options.max_rounds, on_max=options.on_max, limits=limits
+        )
 
     def _hierarchical(self, options: fmt.HierarchicalOptions, at: Path_, name: str, limits: Limits | None) -> Any:
         teams: dict[str, Any] = {}
@@ -260,7 +262,7 @@ class FlowBuilder:
         )
 
     def _planner(self, options: fmt.PlannerOptions, at: Path_, name: str, limits: Limits | None) -> Any:
-        plan = self.roster.planner(options.plan, (*at, "plan"))
+        plan = self.roster.planner(options.plan, (*at, "plan"), options.max_subtasks)
         _, worker = self._one(options.worker, (*at, "worker"))
         _, synthesize = self._one(options.synthesize, (*at, "synthesize"))
         return planner(

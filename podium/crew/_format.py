@@ -185,7 +185,11 @@ class ParallelFlow(_Flow):
 class SupervisorOptions(_Spec):
     router: AgentName = Field(description="Picks the next worker (or `done`) after each answer.")
     workers: list[Member] = Field(min_length=1)
-    max_rounds: int = Field(default=10, ge=1, description="Dispatches before the run ends `limited`.")
+    max_rounds: int = Field(default=10, ge=1, description="Dispatches allowed before the router must be done.")
+    on_max: Literal["limit", "stop"] = Field(
+        default="limit",
+        description="When the router is not done after `max_rounds`: end `limited`, or `stop` with the last answer.",
+    )
 
 
 class SupervisorFlow(_Flow):

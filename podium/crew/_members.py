@@ -173,12 +173,15 @@ class Roster:
         member.__name__ = name
         return member
 
-    def planner(self, name: str, path: Path_) -> Callable[..., Any]:
-        """A planner: answers with the list of subtasks."""
+    def planner(self, name: str, path: Path_, max_subtasks: int = 20) -> Callable[..., Any]:
+        """A planner: answers with the list of subtasks (at most ``max_subtasks``: the schema says so)."""
         self._require_no_output(name, path, "the planner")
         schema = create_model(
             f"{name}_plan",
-            subtasks=(list[str], Field(min_length=1, description="The subtasks, each a self-contained instruction.")),
+            subtasks=(
+                list[str],
+                Field(min_length=1, max_length=max_subtasks, description="Self-contained instructions, one each."),
+            ),
         )
         agent = self._make(name, output=schema)
 

@@ -344,11 +344,25 @@ def _generate(
     )
 
 
+_MAX_STRING = 400
+_MAX_ITEMS = 6
+
+
+def _bounded(schema: dict[str, Any]) -> dict[str, Any]:
+    """Bound every string and list a schema leaves open. A small model asked for free text can go on until
+    ``max_tokens`` and cut its JSON off mid-string; bounds in the grammar make it close the string in time."""
+    if schema.get("type") == "string" and not {"maxLength", "enum", "const", "pattern", "format"} & schema.keys():
+        schema["maxLength"] = _MAX_STRING
+    if schema.get("type") == "array" and "maxItems" not in schema:
+        schema["maxItems"] = max(_MAX_ITEMS, int(schema.get("minItems", 0)))
+    return schema
+
+
 def _grammar(schema: Mapping[str, Any]) -> LlamaGrammar:
     from llama_cpp.llama_grammar import LlamaGrammar
 
     try:
-        return LlamaGrammar.from_json_schema(json.dumps(schema), verbose=False)
+        return LlamaGrammar.from_json_schema(json.dumps(_map_schemas(schema, _bounded)), verbose=False)
     except Exception as exc:  # the converter raises assorted errors (ValueError, AssertionError, KeyError...)
         raise ConfigError(f"llama.cpp cannot turn this JSON Schema into a grammar: {exc}") from exc
 

@@ -161,3 +161,24 @@ async def test_a_tool_call_with_malformed_json_is_shown_to_the_model() -> None:
     assert await agent.ask("Write") == "recovered"
     (tool_message,) = [m for m in model.calls[1].messages if m.role == "tool"]
     assert tool_message.content == 'error: the arguments were not a JSON object: {"query": "tid'
+
+
+async def test_streamed_tokens_reach_the_hooks() -> None:
+    from podium import Hooks
+
+    class Tokens(Hooks):
+        def __init__(self) -> None:
+            self.seen: list[tuple[str, str, str]] = []
+
+        def on_token(self, *, run_id: str, step: str, agent: str, text: str) -> None:
+            self.seen.append((step, agent, text))
+
+    writer = Agent("writer", model=TestModel({"writer": ["tides are tidal"]}))
+    graph = Graph(Notes, name="tokens")
+    graph.add(writer, name="write", into="topic")
+    graph.chain(START, "write", END)
+    hooks = Tokens()
+    result = await graph.build().run(hooks=[hooks], store=False)
+    assert result.state.topic == "tides are tidal"
+    assert [(s, a) for s, a, _ in hooks.seen] == [("write", "writer")] * 3
+    assert "".join(t for _, _, t in hooks.seen).strip() == "tides are tidal"

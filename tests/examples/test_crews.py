@@ -56,3 +56,21 @@ def test_the_content_team_publishes_markdown(tmp_path: Path) -> None:
     text = post.read_text()
     assert text.startswith("# ")
     assert "## Sources" in text
+
+
+@pytest.mark.slow
+def test_the_main_job_runs_on_the_embedded_model(tmp_path: Path) -> None:
+    """What `bash scripts/main.sh` does: the content team on SmolLM2 through llama.cpp, journaled in SQLite."""
+    crew = ROOT / "examples" / "content_team" / "crew.yaml"
+    done = podium(
+        "run", str(crew), "--input", "tidal power", "--json",
+        cwd=tmp_path, env={"PODIUM_OUTPUT": str(tmp_path / "out")},
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    out = json.loads(done.stdout)
+    assert out["status"] == "completed"
+    assert out["usage"]["output_tokens"] > 0  # a real model answered
+    assert Path(out["output"]).read_text().startswith("# ")
+    shown = podium("show", out["run_id"], "--json", cwd=tmp_path)
+    assert shown.returncode == 0, shown.stderr
+    assert "researcher" in shown.stdout

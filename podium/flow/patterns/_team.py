@@ -39,6 +39,7 @@ def supervisor(
     *,
     name: str = "supervisor",
     max_rounds: int = 10,
+    on_max: str = "limit",
     limits: Limits | None = None,
 ) -> Workflow[Conversation]:
     """A router picks the next worker (or workers, in parallel) until it says it is done.
@@ -47,13 +48,17 @@ def supervisor(
     in parallel), ``Send(name, instruction)`` to give a worker an instruction, or :class:`Done` (or ``END``) to
     finish. Each decision and each worker's answer is a turn. A name that is not a worker fails the run with a
     :class:`~podium.errors.RoutingError` naming it. A router still undecided after ``max_rounds`` dispatches
-    ends the run as ``limited``. A failing worker fails the run (give it ``on_error`` to report instead).
+    ends the run as ``limited`` (``on_max="limit"``), or finishes with the last answer as the result
+    (``on_max="stop"``: a bounded consultation). A failing worker fails the run (give it ``on_error`` to report
+    instead).
 
     Run it with the task as input: ``await supervisor(...).run("Write a post about tides")``.
     """
     members = named(workers)
     if not members:
         raise ConfigError("supervisor() needs at least one worker")
+    if on_max not in ("limit", "stop"):
+        raise ConfigError(f"on_max must be 'limit' or 'stop', not {on_max!r}")
     if max_rounds < 1:
         raise ConfigError("max_rounds must be at least 1")
     graph: Graph[Conversation] = Graph(Conversation, name=name)
@@ -69,6 +74,8 @@ def supervisor(
                 result = state.turns[-1].content
             return Command(update={"result": result}, goto=END)
         if state.round >= max_rounds:
+            if on_max == "stop":
+                return Command(update={"result": state.turns[-1].content if state.turns else None}, goto=END)
             raise LimitReached("max_rounds", f"{context().step!r} was not done after max_rounds={max_rounds}")
         picked = [decision] if isinstance(decision, str | Send) else list(decision)
         if not picked:

@@ -592,3 +592,13 @@ async def test_supervisor_router_that_picks_no_worker_fails_instead_of_ending_si
     assert result.status == RunStatus.FAILED
     assert isinstance(result.error, RoutingError)
     assert "chose no worker" in str(result.error)
+
+
+async def test_supervisor_on_max_stop_ends_with_the_last_answer() -> None:
+    def writer(state: Conversation) -> str:
+        return f"draft {state.round}"
+
+    result = await supervisor(lambda state: "writer", [writer], max_rounds=2, on_max="stop").run({"task": "t"})
+    assert result.status == RunStatus.COMPLETED
+    assert result.output == "draft 2"
+    assert [t.speaker for t in result.state.turns].count("writer") == 2
