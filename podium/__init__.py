@@ -63,6 +63,7 @@ from podium.runtime._handle import RunHandle
 from podium.runtime._interrupt import Approval, answer, approve, ask
 from podium.runtime._limits import LimitReached, Limits
 from podium.runtime._result import RunResult, RunStatus
+from podium.runtime._retry import RetryPolicy
 from podium.runtime._runner import Checkpoint, JournalOptions
 from podium.runtime._worker import Worker
 
@@ -100,6 +101,7 @@ __all__ = [
     # running
     "LimitReached",
     "Limits",
+    "RetryPolicy",
     "RunHandle",
     "RunResult",
     "RunStatus",

@@ -10,6 +10,7 @@ the replay model and cost accounting read.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import time
@@ -21,16 +22,19 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from podium.agents._soul import load_soul
 from podium.agents._tool import Tool, ToolResult
-from podium.errors import AgentError, AgentOutputError, ConfigError, CrewFileError, PodiumError
+from podium.errors import AgentError, AgentOutputError, ConfigError, CrewFileError, ModelError, PodiumError
 from podium.journal._codec import encode
-from podium.journal._events import ModelCalled, ToolCalled
+from podium.journal._events import ModelCalled, ModelFailed, ToolCalled
 from podium.models._prices import cost
 from podium.models._types import INVALID_ARGUMENTS_KEY, Message, Model, ModelRequest, ModelResponse, ToolCall
 from podium.runtime._context import _current
+from podium.runtime._retry import RetryPolicy
 
 __all__ = ["Agent"]
 
 DEFAULT_MODEL = "local"
+MODEL_RETRY = RetryPolicy(max_attempts=3, initial_interval=1.0, backoff=2.0, max_interval=30.0)
+"""Model calls are retried by default: a 429 or a 503 should not fail a run (issue 5 adds breakers and fallbacks)."""
 
 
 class Agent:
@@ -50,6 +54,8 @@ class Agent:
         max_reasks: how many times an answer that does not fit ``output`` is sent back.
         max_turns: model calls allowed in one task (tool rounds included).
         temperature: sampling temperature for its calls.
+        retry: how a model call that fails transiently (timeout, 429, 5xx, connection) is tried again; every
+            attempt is journaled (``model_failed``). ``Retry-After`` is honoured. None: never retried.
         prompt: ``prompt(state, item) -> str``, the user message it gets as a step; the default describes the
             item, or the team's task and conversation, or the state's fields.
     """
@@ -70,6 +76,7 @@ class Agent:
         max_turns: int = 8,
         temperature: float | None = None,
         prompt: Callable[[Any, Any], str] | None = None,
+        retry: RetryPolicy | None = MODEL_RETRY,
     ) -> None:
         if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_-]*", name):
             raise ConfigError(f"agent name {name!r} must be letters, digits, '_' or '-'")
@@ -86,6 +93,7 @@ class Agent:
         self.max_turns = max_turns
         self.temperature = temperature
         self.prompt = prompt
+        self.retry = retry
         self._adapter: TypeAdapter[Any] | None = TypeAdapter(output) if output is not None else None
         self._schema = self._adapter.json_schema() if self._adapter is not None else None
 
@@ -220,7 +228,7 @@ class Agent:
             on_token=on_token,
         )
         started = time.monotonic()
-        response = await model.complete(request)
+        response = await self._attempts(model, request, index, ctx)
         usage = response.usage
         if usage.cost_usd == 0.0:
             usage = type(usage)(
@@ -244,6 +252,35 @@ class Agent:
                 )
             )
         return response
+
+    async def _attempts(self, model: Model, request: ModelRequest, index: int, ctx: Any) -> ModelResponse:
+        """Call the model, trying again as the retry policy says; journal each failed attempt."""
+        attempt = 1
+        while True:
+            try:
+                return await model.complete(request)
+            except ModelError as exc:
+                again = self.retry is not None and self.retry.retries(exc, attempt)
+                key = f"{ctx.task_id if ctx is not None else self.name}/{index}"
+                retry_in = self.retry.delay(attempt, key, exc) if again and self.retry is not None else None
+                if ctx is not None:
+                    await ctx.record(
+                        ModelFailed(
+                            task_id=ctx.task_id,
+                            agent=self.name,
+                            index=index,
+                            attempt=attempt,
+                            model=model.name,
+                            error_type=type(exc).__name__,
+                            message=str(exc),
+                            transient=exc.transient,
+                            retry_in=retry_in,
+                        )
+                    )
+                if retry_in is None:
+                    raise
+            await asyncio.sleep(retry_in)
+            attempt += 1
 
     async def _use(self, call: ToolCall, index: int) -> Message:
         granted = self.tools.get(call.name)

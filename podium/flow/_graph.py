@@ -25,6 +25,7 @@ from podium.flow._step import END, START, Step, StepSpec, make_step
 from podium.flow._validate import validate
 from podium.flow._workflow import Workflow
 from podium.runtime._limits import Limits
+from podium.runtime._retry import RetryPolicy
 
 __all__ = ["Graph", "Route"]
 
@@ -79,6 +80,7 @@ class Graph(Generic[S]):
         thread: bool | None = None,
         input: Callable[..., Any] | None = None,
         output: Callable[..., Any] | None = None,
+        retry: RetryPolicy | None = None,
     ) -> Graph[S]:
         """Add a step.
 
@@ -101,6 +103,8 @@ class Graph(Generic[S]):
             output: for a sub-workflow, ``output(child_state)``, ``output(child_state, state)`` or
                 ``output(child_state, state, item)`` gives this step's return value. Defaults to the child's
                 output (see ``Graph.build(output=...)``).
+            retry: try the step again when it fails transiently (a timeout, a connection, a model's 429/5xx):
+                see :class:`~podium.RetryPolicy`. Every attempt is journaled.
         """
         if isinstance(fn, StepSpec):
             options = dict(fn.options)
@@ -117,6 +121,7 @@ class Graph(Generic[S]):
                         "thread": thread,
                         "input": input,
                         "output": output,
+                        "retry": retry,
                     }.items()
                     if v is not None
                 }
@@ -146,6 +151,7 @@ class Graph(Generic[S]):
                 thread=thread,
                 input=input,
                 output=output,
+                retry=retry,
             )
         except (TypeError, ValueError) as exc:
             raise WorkflowDefinitionError(str(exc), workflow=self.name, where=f"step {step_name!r}") from exc

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, TypeAlias
 
 if TYPE_CHECKING:
     from podium.flow._workflow import Workflow
+    from podium.runtime._retry import RetryPolicy
 
 __all__ = ["END", "START", "Command", "Goto", "Send", "Step", "StepSpec", "make_step", "step"]
 
@@ -72,6 +73,7 @@ class Step:
     output: Callable[..., Any] | None
     output_arity: int = 1
     on_error_arity: int = 2
+    retry: RetryPolicy | None = None
 
     @property
     def takes_item(self) -> bool:
@@ -110,6 +112,7 @@ def make_step(
     thread: bool | None,
     input: Callable[..., Any] | None,
     output: Callable[..., Any] | None,
+    retry: RetryPolicy | None = None,
 ) -> Step:
     """Check a step's options against its callable and make the :class:`Step` (see ``Graph.add``).
 
@@ -159,6 +162,7 @@ def make_step(
         output=output,
         output_arity=max(arity_of(output, most=3), 1) if output is not None else 1,
         on_error_arity=_on_error_arity(on_error),
+        retry=retry,
     )
 
 

@@ -15,6 +15,7 @@ A run's journal reads, for example::
     run_suspended     the run waits for answers; no process owns it
     snapshot          the state and frontier after a superstep, so resume need not replay from the start
     model_called      an agent's call to a model: what it answered, the tokens and the cost (replay reads these)
+    model_failed      an agent's call to a model that failed, and whether (and when) it is tried again
     tool_called       an agent's call to a tool: arguments and result, or why it was refused
     run_finished      completed, failed, limited or cancelled, with the reason
 """
@@ -33,6 +34,7 @@ __all__ = [
     "InterruptAnswered",
     "InterruptAsked",
     "ModelCalled",
+    "ModelFailed",
     "RunAccepted",
     "RunFinished",
     "RunStarted",
@@ -106,6 +108,8 @@ class StepFailed:
     error_type: str
     message: str
     handled: bool
+    retry_in: float | None = None
+    """When the step's retry policy tries it again: after this many seconds."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -170,6 +174,22 @@ class ModelCalled:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class ModelFailed:
+    """An agent's call ``index`` to a model failed on ``attempt``; ``retry_in`` seconds before the next, if any."""
+
+    kind: Literal["model_failed"] = "model_failed"
+    task_id: str
+    agent: str
+    index: int
+    attempt: int
+    model: str
+    error_type: str
+    message: str
+    transient: bool
+    retry_in: float | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class ToolCalled:
     """An agent called a tool (``refused``: the agent was not granted it, and the tool did not run)."""
 
@@ -208,6 +228,7 @@ Event: TypeAlias = Annotated[
     | RunSuspended
     | Snapshot
     | ModelCalled
+    | ModelFailed
     | ToolCalled
     | RunFinished,
     Field(discriminator="kind"),

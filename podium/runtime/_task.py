@@ -176,7 +176,11 @@ async def run_parallel(
 
 
 async def run_task(run: Run, task: Task, state: Any) -> Outcome:
-    """Run one task (or read its outcome back from the journal); failures become the outcome's error."""
+    """Run one task (or read its outcome back from the journal); failures become the outcome's error.
+
+    A failure the step's retry policy takes as transient is journaled (``step_failed`` with ``retry_in``) and the
+    task is run again after the policy's wait, up to its ``max_attempts``.
+    """
     journal = run.journal
     if journal is not None:
         recorded = journal.completed.get(task.task_id)
@@ -184,8 +188,44 @@ async def run_task(run: Run, task: Task, state: Any) -> Outcome:
             return _replayed(run, task, recorded)
         if not journal.writable:
             raise EndOfJournal(task.task_id)
-    step = task.step
-    outcome = Outcome(task)
+    ctx = _context(run, task)
+    while True:
+        outcome, retry_in = await _attempt(run, task, state, ctx)
+        if retry_in is None:
+            break
+        await asyncio.sleep(retry_in)
+        ctx.attempt += 1
+    # a cancelled task stays in in_flight: the run is ending, and its reason names what was running
+    run.in_flight.pop(task.label, None)
+    outcome.events = ctx._events
+    if journal is not None and not outcome.waiting:
+        await _record(run, outcome, ctx)
+    hooks = run.hooks
+    if outcome.error is not None:
+        if hooks.on_step_fail:
+            await emit(
+                hooks.on_step_fail,
+                run_id=run.run_id,
+                step=task.path,
+                task_id=task.task_id,
+                attempt=ctx.attempt,
+                error=outcome.error,
+                handled=outcome.handled,
+            )
+    elif hooks.on_step_finish and not outcome.waiting:
+        await emit(
+            hooks.on_step_finish,
+            run_id=run.run_id,
+            step=task.path,
+            task_id=task.task_id,
+            attempt=ctx.attempt,
+            update=outcome.update,
+            duration=run.clock() - ctx.started_at,
+        )
+    return outcome
+
+
+def _context(run: Run, task: Task) -> StepContext:
     ctx = StepContext(
         run_id=run.run_id,
         step=task.path,
@@ -195,18 +235,31 @@ async def run_task(run: Run, task: Task, state: Any) -> Outcome:
         started_at=run.clock(),
     )
     ctx._usage = run.add_usage
+    journal = run.journal
     if journal is not None:
         ctx._answers = journal.answers
         if journal.writable:
             ctx._record = journal.write
-    hooks = run.hooks
-    if hooks.on_token:
+    if run.hooks.on_token:
         ctx._token = _token_hook(run, task.path)
-    if hooks.on_step_start:
+    return ctx
+
+
+async def _attempt(run: Run, task: Task, state: Any, ctx: StepContext) -> tuple[Outcome, float | None]:
+    """One attempt at the task: its outcome, and the seconds to wait before the next attempt if there is one."""
+    step = task.step
+    outcome = Outcome(task)
+    if run.hooks.on_step_start:
         await emit(
-            hooks.on_step_start, run_id=run.run_id, step=task.path, task_id=task.task_id, attempt=1, item=task.item
+            run.hooks.on_step_start,
+            run_id=run.run_id,
+            step=task.path,
+            task_id=task.task_id,
+            attempt=ctx.attempt,
+            item=task.item,
         )
     run.in_flight[task.label] = None
+    retry_in = None
     token = _current.set(ctx)
     try:
         result = await _call(run, task, state)
@@ -219,38 +272,46 @@ async def run_task(run: Run, task: Task, state: Any) -> Outcome:
     except Suspended as signal:  # a sub-workflow inside this step waits
         outcome.waiting = signal.waiting
     except Exception as exc:
-        outcome.error = _as_step_error(exc, run.run_id, task)
-        if step.on_error is not None:
+        outcome.error = _as_step_error(exc, run.run_id, task, ctx.attempt)
+        if step.retry is not None and step.retry.retries(exc, ctx.attempt):
+            retry_in = step.retry.delay(ctx.attempt, task.task_id, exc)
+        elif step.on_error is not None:
             await _recover(outcome, state)
     finally:
         _current.reset(token)
-    # a cancelled task stays in in_flight: the run is ending, and its reason names what was running
-    run.in_flight.pop(task.label, None)
-    outcome.events = ctx._events
-    if journal is not None and not outcome.waiting:
-        await _record(run, outcome, ctx.started_at)
-    if outcome.error is not None:
-        if hooks.on_step_fail:
-            await emit(
-                hooks.on_step_fail,
-                run_id=run.run_id,
-                step=task.path,
+    if retry_in is not None:
+        await _retrying(run, outcome, ctx.attempt, retry_in)
+    return outcome, retry_in
+
+
+async def _retrying(run: Run, outcome: Outcome, attempt: int, retry_in: float) -> None:
+    """Journal and report a failed attempt that will be tried again."""
+    task = outcome.task
+    error = outcome.error
+    assert error is not None
+    if run.journal is not None and run.journal.writable:
+        cause = error.__cause__ or error
+        await run.journal.write(
+            StepFailed(
                 task_id=task.task_id,
-                attempt=1,
-                error=outcome.error,
-                handled=outcome.handled,
+                step=task.path,
+                attempt=attempt,
+                error_type=type(cause).__name__,
+                message=str(error),
+                handled=False,
+                retry_in=retry_in,
             )
-    elif hooks.on_step_finish and not outcome.waiting:
+        )
+    if run.hooks.on_step_fail:
         await emit(
-            hooks.on_step_finish,
+            run.hooks.on_step_fail,
             run_id=run.run_id,
             step=task.path,
             task_id=task.task_id,
-            attempt=1,
-            update=outcome.update,
-            duration=run.clock() - ctx.started_at,
+            attempt=attempt,
+            error=error,
+            handled=False,
         )
-    return outcome
 
 
 def _token_hook(run: Run, path: str) -> Callable[[str, str], None]:
@@ -297,7 +358,7 @@ async def _ask(run: Run, question: InterruptAsked) -> None:
         journal.asked.add(question.interrupt_id)
 
 
-async def _record(run: Run, outcome: Outcome, started_at: float) -> None:
+async def _record(run: Run, outcome: Outcome, ctx: StepContext) -> None:
     """Journal a finished task's outcome before the scheduler acts on it."""
     journal = run.journal
     assert journal is not None
@@ -309,7 +370,7 @@ async def _record(run: Run, outcome: Outcome, started_at: float) -> None:
         failed = StepFailed(
             task_id=task.task_id,
             step=task.path,
-            attempt=1,
+            attempt=ctx.attempt,
             error_type=type(cause).__name__,
             message=str(error),
             handled=outcome.handled,
@@ -321,11 +382,11 @@ async def _record(run: Run, outcome: Outcome, started_at: float) -> None:
         completed = StepCompleted(
             task_id=task.task_id,
             step=task.path,
-            attempt=1,
+            attempt=ctx.attempt,
             update=encode(dict(outcome.update)) if outcome.update else None,
             goto=encode(list(outcome.goto)) if outcome.goto else [],
             emitted=encode(outcome.events) if outcome.events else [],
-            duration=run.clock() - started_at,
+            duration=run.clock() - ctx.started_at,
             recovered=str(error) if error is not None else None,
         )
     except EncodingError as exc:
@@ -334,7 +395,7 @@ async def _record(run: Run, outcome: Outcome, started_at: float) -> None:
             f"returned a value the journal cannot hold: {exc}", run_id=run.run_id, step=task.path
         )
         outcome.error.__cause__ = exc
-        await _record(run, outcome, started_at)
+        await _record(run, outcome, ctx)
         return
     await (journal.write(failed, completed) if failed is not None else journal.write(completed))
 
@@ -463,10 +524,10 @@ def _normalize(outcome: Outcome, result: Any, run_id: str) -> None:
     outcome.update = result
 
 
-def _as_step_error(exc: Exception, run_id: str, task: Task) -> StepError:
+def _as_step_error(exc: Exception, run_id: str, task: Task, attempt: int = 1) -> StepError:
     if isinstance(exc, StepError):
         return exc
     prefix = "" if isinstance(exc, PodiumError) else "raised "
-    error = StepFailedError(f"{prefix}{type(exc).__name__}: {exc}", run_id=run_id, step=task.path)
+    error = StepFailedError(f"{prefix}{type(exc).__name__}: {exc}", run_id=run_id, step=task.path, attempt=attempt)
     error.__cause__ = exc
     return error
