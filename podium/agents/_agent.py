@@ -227,6 +227,8 @@ class Agent:
             agent=self.name,
             on_token=on_token,
         )
+        if ctx is not None:
+            ctx.check_budget()  # before the call: a spent budget never starts another one
         started = time.monotonic()
         response = await self._attempts(model, request, index, ctx)
         usage = response.usage

@@ -91,6 +91,9 @@ class LimitsSpec(_Spec):
         default=None, gt=0, description="Supersteps any one step may run in (default 100)."
     )
     max_seconds: float | None = Field(default=None, gt=0, description="Wall-clock seconds of a run (default 3600).")
+    max_tokens: int | None = Field(default=None, gt=0, description="Model tokens (in and out) of a run.")
+    max_cost_usd: float | None = Field(default=None, gt=0, description="US dollars of model calls in a run.")
+    max_model_calls: int | None = Field(default=None, gt=0, description="Model calls in a run.")
 
 
 class AgentSpec(_Spec):

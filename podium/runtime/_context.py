@@ -46,6 +46,12 @@ class StepContext:
     _record: Callable[[Any], Awaitable[None]] | None = field(default=None, repr=False)
     _token: Callable[[str, str], None] | None = field(default=None, repr=False)
     _usage: Callable[[str, Any], None] | None = field(default=None, repr=False)
+    _budget: Callable[[], None] | None = field(default=None, repr=False)
+
+    def check_budget(self) -> None:
+        """Raise ``LimitReached`` if the run's token, cost or model-call budget is spent (before a model call)."""
+        if self._budget is not None:
+            self._budget()
 
     async def record(self, event: Any) -> None:
         """Journal an event from inside the step (an agent's model and tool calls); nothing without a journal."""

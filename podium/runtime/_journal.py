@@ -84,6 +84,7 @@ class RunJournal:
         self.status: str | None = None
         self.fingerprint: str | None = None
         self.usage: dict[str, Usage] = {}
+        self.model_calls = 0
         self.steps: list[str] | None = None
         self._later: list[Event] = []
 
@@ -182,6 +183,7 @@ class RunJournal:
         elif isinstance(event, ModelCalled):
             spent = Usage(input_tokens=event.input_tokens, output_tokens=event.output_tokens, cost_usd=event.cost_usd)
             self.usage[event.agent] = self.usage.get(event.agent, Usage()) + spent
+            self.model_calls += 1
 
     def later(self, event: Event) -> None:
         """Write ``event`` with the next write (records that need not be durable before the run goes on)."""

@@ -13,7 +13,10 @@ __all__ = ["LimitReached", "Limits"]
 class Limits:
     """The bounds a run may not cross. A run that reaches one ends with status ``limited``.
 
-    Every check happens *before* work starts, so a run never begins a superstep it is not allowed to finish.
+    Every check happens *before* work starts, so a run never begins a superstep it is not allowed to finish, and
+    an agent never starts a model call once the run's tokens, cost or calls have reached their budget. Branches
+    running in parallel share one budget; the most it can be overshot by is the model calls already in flight
+    when it is reached (each is checked before it starts, not interrupted once started).
     """
 
     max_steps: int | None = 1_000
@@ -22,9 +25,15 @@ class Limits:
     """Supersteps any one step may run in (how many times a loop may go round); ``Graph.add`` can override."""
     max_seconds: float | None = 3_600.0
     """Wall-clock seconds for the run; the steps in flight when it passes are cancelled."""
+    max_tokens: int | None = None
+    """Model tokens (in and out) for the whole run, every agent and branch together."""
+    max_cost_usd: float | None = None
+    """Money for the whole run's model calls, from ``podium.models.PRICES``."""
+    max_model_calls: int | None = None
+    """Model calls for the whole run."""
 
     def __post_init__(self) -> None:
-        for name in ("max_steps", "max_iterations", "max_seconds"):
+        for name in ("max_steps", "max_iterations", "max_seconds", "max_tokens", "max_cost_usd", "max_model_calls"):
             value = getattr(self, name)
             if value is not None and value <= 0:
                 raise ConfigError(f"Limits.{name} must be positive or None, not {value!r}")

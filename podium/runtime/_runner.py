@@ -93,6 +93,7 @@ async def execute(
         if resume:
             run.journal = await RunJournal.load(store, workflow, run_id, claim=True, owner=owner, **settings)
             run.usage = dict(run.journal.usage)
+            run.model_calls = run.journal.model_calls
             restore = run.journal.snapshot
             state = decode(run.journal.initial)
         else:

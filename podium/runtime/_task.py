@@ -46,7 +46,19 @@ __all__ = ["EndOfJournal", "Outcome", "Run", "Suspended", "Task", "run_parallel"
 class Run:
     """What a run's top-level workflow and its sub-workflows share while it executes."""
 
-    __slots__ = ("clock", "handle", "hooks", "in_flight", "journal", "limits", "run_id", "state", "steps_done", "usage")
+    __slots__ = (
+        "clock",
+        "handle",
+        "hooks",
+        "in_flight",
+        "journal",
+        "limits",
+        "model_calls",
+        "run_id",
+        "state",
+        "steps_done",
+        "usage",
+    )
 
     def __init__(
         self,
@@ -66,10 +78,28 @@ class Run:
         self.in_flight: dict[str, None] = {}
         self.state: Any = None
         self.usage: dict[str, Usage] = dict(journal.usage) if journal is not None else {}
+        self.model_calls = journal.model_calls if journal is not None else 0
         """Model usage by agent: what the journal recorded before (all attempts cost money), then this run's."""
 
     def add_usage(self, agent: str, usage: Usage) -> None:
         self.usage[agent] = self.usage.get(agent, Usage()) + usage
+        self.model_calls += 1
+
+    def check_budget(self) -> None:
+        """Raise :class:`LimitReached` if the run's model budget is spent (called before each model call)."""
+        limits = self.limits
+        if limits.max_tokens is None and limits.max_cost_usd is None and limits.max_model_calls is None:
+            return
+        spent = sum(self.usage.values(), Usage())
+        tokens = spent.input_tokens + spent.output_tokens
+        if limits.max_model_calls is not None and self.model_calls >= limits.max_model_calls:
+            raise LimitReached("max_model_calls", f"max_model_calls={limits.max_model_calls} reached")
+        if limits.max_tokens is not None and tokens >= limits.max_tokens:
+            raise LimitReached("max_tokens", f"max_tokens={limits.max_tokens} reached: {tokens} tokens used")
+        if limits.max_cost_usd is not None and spent.cost_usd >= limits.max_cost_usd:
+            raise LimitReached(
+                "max_cost_usd", f"max_cost_usd={limits.max_cost_usd:g} reached: ${spent.cost_usd:.4f} spent"
+            )
 
 
 class Task:
@@ -235,6 +265,7 @@ def _context(run: Run, task: Task) -> StepContext:
         started_at=run.clock(),
     )
     ctx._usage = run.add_usage
+    ctx._budget = run.check_budget
     journal = run.journal
     if journal is not None:
         ctx._answers = journal.answers

@@ -84,7 +84,8 @@ async def test_a_run_waits_for_its_questions_and_resumes_when_they_are_answered(
     info = await store.get_run("r")
     assert info.status == "waiting"
     assert info.owner is None  # the process may exit: nobody holds the run
-    questions = await store.questions("r", pending=True)
+    # asked by two parallel branches: journaled in the order they asked, which timing decides; sort by id
+    questions = sorted(await store.questions("r", pending=True), key=lambda q: q.interrupt_id)
     assert [(q.step, q.prompt, q.ask) for q in questions] == [
         ("legal", "Is the contract fine?", "approve"),
         ("finance", "What is the budget?", "answer"),
