@@ -3,9 +3,9 @@
 The public API is re-exported here; everything else is private (``_``-prefixed modules).
 """
 
+from typing import TYPE_CHECKING, Any
+
 from podium import reducers
-from podium.agents._agent import Agent
-from podium.agents._tool import Tool, tool
 from podium.errors import (
     AgentError,
     AgentOutputError,
@@ -55,8 +55,8 @@ from podium.flow.patterns import (
     supervisor,
     vote,
 )
-from podium.journal import MemoryStore, Question, RunInfo, SQLiteStore, Store, open_store
-from podium.models import Model, TestModel, Usage, use_model
+from podium.journal import MemoryStore, Question, RunInfo, Store, open_store
+from podium.models._types import Model, Usage
 from podium.observe._hooks import Hooks
 from podium.runtime._context import StepContext, context
 from podium.runtime._handle import RunHandle
@@ -67,7 +67,35 @@ from podium.runtime._retry import RetryPolicy
 from podium.runtime._runner import Checkpoint, JournalOptions
 from podium.runtime._worker import Worker
 
+if TYPE_CHECKING:
+    from podium.agents._agent import Agent
+    from podium.agents._tool import Tool, tool
+    from podium.journal._sqlite import SQLiteStore
+    from podium.models import TestModel, use_model
+
 __version__ = "0.1.0"
+
+# Agents (YAML, their own models) load on first use: a process that only runs workflows does not pay for them.
+_LAZY = {
+    "Agent": "podium.agents._agent",
+    "Tool": "podium.agents._tool",
+    "tool": "podium.agents._tool",
+    "TestModel": "podium.models",
+    "use_model": "podium.models",
+    "SQLiteStore": "podium.journal._sqlite",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'podium' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     # workflow model

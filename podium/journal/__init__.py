@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
 
 from podium.errors import StoreError
@@ -33,8 +33,10 @@ from podium.journal._events import (
     ToolCalled,
 )
 from podium.journal._memory import MemoryStore
-from podium.journal._sqlite import SQLiteStore
 from podium.journal._store import FINISHED, Entry, Question, RunInfo, RunState, Store, StoreStats
+
+if TYPE_CHECKING:
+    from podium.journal._sqlite import SQLiteStore
 
 __all__ = [
     "DEFAULT_STORE_URL",
@@ -72,6 +74,14 @@ DEFAULT_STORE_URL = "sqlite:///.podium/podium.db"
 _stores: dict[tuple[str, int], Store] = {}
 
 
+def __getattr__(name: str) -> Any:
+    if name == "SQLiteStore":  # sqlite3 loads when a SQLite journal is used, not with every import of podium
+        from podium.journal._sqlite import SQLiteStore
+
+        return SQLiteStore
+    raise AttributeError(f"module 'podium.journal' has no attribute {name!r}")
+
+
 def default_store() -> Store:
     """The store runs use when none is given: ``$PODIUM_STORE``, else ``.podium/podium.db`` in the working folder."""
     return open_store(os.environ.get("PODIUM_STORE") or DEFAULT_STORE_URL)
@@ -99,6 +109,8 @@ def _make(text: str, scheme: str) -> Store:
     if scheme == "memory":
         return MemoryStore()
     if scheme == "sqlite":
+        from podium.journal._sqlite import SQLiteStore
+
         parts = urlsplit(text)
         path = parts.path[1:] if parts.path.startswith("/") else parts.path
         durability = parse_qs(parts.query).get("durability", ["process"])[0]
@@ -111,6 +123,8 @@ def _make(text: str, scheme: str) -> Store:
         store: Store = PostgresStore(text)
         return store
     if not scheme:
+        from podium.journal._sqlite import SQLiteStore
+
         return SQLiteStore(text)
     raise StoreError("unknown kind of store; use sqlite:///path, postgresql://..., or memory://", url=text)
 

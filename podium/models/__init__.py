@@ -19,12 +19,15 @@ import contextlib
 import os
 from collections.abc import Iterator
 from contextvars import ContextVar
+from typing import TYPE_CHECKING, Any
 
 from podium.errors import ConfigError
 from podium.models._prices import PRICES, Price, cost
-from podium.models._replay import ReplayModel
 from podium.models._test import TestModel
 from podium.models._types import Message, Model, ModelRequest, ModelResponse, ToolCall, ToolSpec, Usage
+
+if TYPE_CHECKING:
+    from podium.models._replay import ReplayModel
 
 __all__ = [
     "PRICES",
@@ -64,6 +67,14 @@ def use_model(model: str | Model) -> Iterator[None]:
 def current_model() -> str | Model | None:
     """The model set by the innermost :func:`use_model`, if any."""
     return _default.get()
+
+
+def __getattr__(name: str) -> Any:
+    if name == "ReplayModel":  # it reads journals: loaded when asked for
+        from podium.models._replay import ReplayModel
+
+        return ReplayModel
+    raise AttributeError(f"module 'podium.models' has no attribute {name!r}")
 
 
 def resolve_model(spec: str | Model) -> Model:
