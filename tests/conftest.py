@@ -27,6 +27,14 @@ def _memory_default_store_for_the_session() -> Iterator[None]:
 
 
 @pytest.fixture(autouse=True)
+def _fresh_breakers() -> None:
+    """Circuit breakers are per process; each test starts with every model's closed."""
+    from podium.runtime._breaker import reset_breakers
+
+    reset_breakers()
+
+
+@pytest.fixture(autouse=True)
 def _fresh_default_store(monkeypatch: pytest.MonkeyPatch) -> None:
     """Each test's default store is a fresh in-memory one: runs that name no store are still journaled (as by
     default), but tests neither litter the working folder with ``.podium/`` nor see each other's runs."""

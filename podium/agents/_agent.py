@@ -22,11 +22,20 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from podium.agents._soul import load_soul
 from podium.agents._tool import Tool, ToolResult
-from podium.errors import AgentError, AgentOutputError, ConfigError, CrewFileError, ModelError, PodiumError
+from podium.errors import (
+    AgentError,
+    AgentOutputError,
+    ConfigError,
+    CrewFileError,
+    ModelError,
+    ModelTransientError,
+    PodiumError,
+)
 from podium.journal._codec import encode
-from podium.journal._events import ModelCalled, ModelFailed, ToolCalled
+from podium.journal._events import BreakerChanged, ModelCalled, ModelFailed, ToolCalled
 from podium.models._prices import cost
 from podium.models._types import INVALID_ARGUMENTS_KEY, Message, Model, ModelRequest, ModelResponse, ToolCall
+from podium.runtime._breaker import CircuitBreaker, breaker_for
 from podium.runtime._context import _current
 from podium.runtime._retry import RetryPolicy
 
@@ -56,6 +65,8 @@ class Agent:
         temperature: sampling temperature for its calls.
         retry: how a model call that fails transiently (timeout, 429, 5xx, connection) is tried again; every
             attempt is journaled (``model_failed``). ``Retry-After`` is honoured. None: never retried.
+        fallbacks: models to ask, in order, when the model fails for good (a permanent error, retries spent, or
+            its circuit breaker open: see :mod:`podium.runtime._breaker`).
         prompt: ``prompt(state, item) -> str``, the user message it gets as a step; the default describes the
             item, or the team's task and conversation, or the state's fields.
     """
@@ -77,6 +88,7 @@ class Agent:
         temperature: float | None = None,
         prompt: Callable[[Any, Any], str] | None = None,
         retry: RetryPolicy | None = MODEL_RETRY,
+        fallbacks: Sequence[str | Model] = (),
     ) -> None:
         if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_-]*", name):
             raise ConfigError(f"agent name {name!r} must be letters, digits, '_' or '-'")
@@ -94,6 +106,7 @@ class Agent:
         self.temperature = temperature
         self.prompt = prompt
         self.retry = retry
+        self.fallbacks = tuple(fallbacks)
         self._adapter: TypeAdapter[Any] | None = TypeAdapter(output) if output is not None else None
         self._schema = self._adapter.json_schema() if self._adapter is not None else None
 
@@ -230,7 +243,7 @@ class Agent:
         if ctx is not None:
             ctx.check_budget()  # before the call: a spent budget never starts another one
         started = time.monotonic()
-        response = await self._attempts(model, request, index, ctx)
+        model, response = await self._call_models(model, request, index, ctx)
         usage = response.usage
         if usage.cost_usd == 0.0:
             usage = type(usage)(
@@ -255,34 +268,70 @@ class Agent:
             )
         return response
 
-    async def _attempts(self, model: Model, request: ModelRequest, index: int, ctx: Any) -> ModelResponse:
+    async def _call_models(
+        self, primary: Model, request: ModelRequest, index: int, ctx: Any
+    ) -> tuple[Model, ModelResponse]:
+        """The model's answer, or the first fallback's that gives one; skip any whose breaker is open."""
+        from podium.models import resolve_model
+
+        error: ModelError | None = None
+        for model in (primary, *(resolve_model(m) for m in self.fallbacks)):
+            breaker = breaker_for(model.name)
+            if not breaker.allows():
+                error = ModelTransientError("its circuit breaker is open; not called", model=model.name)
+                await self._failed(ctx, model, index, 0, error, None)
+                continue
+            try:
+                return model, await self._attempts(model, request, index, ctx, breaker)
+            except ModelError as exc:
+                error = exc
+        assert error is not None
+        raise error
+
+    async def _attempts(
+        self, model: Model, request: ModelRequest, index: int, ctx: Any, breaker: CircuitBreaker
+    ) -> ModelResponse:
         """Call the model, trying again as the retry policy says; journal each failed attempt."""
         attempt = 1
         while True:
             try:
-                return await model.complete(request)
+                response = await model.complete(request)
             except ModelError as exc:
-                again = self.retry is not None and self.retry.retries(exc, attempt)
+                if exc.transient:
+                    await self._breaker_changed(ctx, breaker, breaker.failed(), str(exc))
+                again = breaker.state != "open" and self.retry is not None and self.retry.retries(exc, attempt)
                 key = f"{ctx.task_id if ctx is not None else self.name}/{index}"
                 retry_in = self.retry.delay(attempt, key, exc) if again and self.retry is not None else None
-                if ctx is not None:
-                    await ctx.record(
-                        ModelFailed(
-                            task_id=ctx.task_id,
-                            agent=self.name,
-                            index=index,
-                            attempt=attempt,
-                            model=model.name,
-                            error_type=type(exc).__name__,
-                            message=str(exc),
-                            transient=exc.transient,
-                            retry_in=retry_in,
-                        )
-                    )
+                await self._failed(ctx, model, index, attempt, exc, retry_in)
                 if retry_in is None:
                     raise
+            else:
+                await self._breaker_changed(ctx, breaker, breaker.succeeded(), "a call succeeded")
+                return response
             await asyncio.sleep(retry_in)
             attempt += 1
+
+    async def _failed(
+        self, ctx: Any, model: Model, index: int, attempt: int, exc: ModelError, retry_in: float | None
+    ) -> None:
+        if ctx is not None:
+            await ctx.record(
+                ModelFailed(
+                    task_id=ctx.task_id,
+                    agent=self.name,
+                    index=index,
+                    attempt=attempt,
+                    model=model.name,
+                    error_type=type(exc).__name__,
+                    message=str(exc),
+                    transient=exc.transient,
+                    retry_in=retry_in,
+                )
+            )
+
+    async def _breaker_changed(self, ctx: Any, breaker: CircuitBreaker, state: str | None, reason: str) -> None:
+        if state is not None and ctx is not None:
+            await ctx.record(BreakerChanged(task_id=ctx.task_id, model=breaker.name, state=state, reason=reason))
 
     async def _use(self, call: ToolCall, index: int) -> Message:
         granted = self.tools.get(call.name)

@@ -17,6 +17,7 @@ from podium.errors import StoreError
 from podium.journal._codec import decode, encode
 from podium.journal._events import (
     EVENTS,
+    BreakerChanged,
     Event,
     InterruptAnswered,
     InterruptAsked,
@@ -42,6 +43,7 @@ __all__ = [
     "DEFAULT_STORE_URL",
     "EVENTS",
     "FINISHED",
+    "BreakerChanged",
     "Entry",
     "Event",
     "InterruptAnswered",

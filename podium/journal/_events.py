@@ -16,6 +16,7 @@ A run's journal reads, for example::
     snapshot          the state and frontier after a superstep, so resume need not replay from the start
     model_called      an agent's call to a model: what it answered, the tokens and the cost (replay reads these)
     model_failed      an agent's call to a model that failed, and whether (and when) it is tried again
+    breaker_changed   a model's circuit breaker opened, went half-open or closed
     tool_called       an agent's call to a tool: arguments and result, or why it was refused
     run_finished      completed, failed, limited or cancelled, with the reason
 """
@@ -30,6 +31,7 @@ from pydantic import Field, TypeAdapter
 
 __all__ = [
     "EVENTS",
+    "BreakerChanged",
     "Event",
     "InterruptAnswered",
     "InterruptAsked",
@@ -190,6 +192,17 @@ class ModelFailed:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class BreakerChanged:
+    """The circuit breaker of ``model`` changed state, during a call of this task."""
+
+    kind: Literal["breaker_changed"] = "breaker_changed"
+    task_id: str
+    model: str
+    state: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class ToolCalled:
     """An agent called a tool (``refused``: the agent was not granted it, and the tool did not run)."""
 
@@ -229,6 +242,7 @@ Event: TypeAlias = Annotated[
     | Snapshot
     | ModelCalled
     | ModelFailed
+    | BreakerChanged
     | ToolCalled
     | RunFinished,
     Field(discriminator="kind"),
