@@ -29,6 +29,7 @@ from pydantic import ConfigDict, TypeAdapter, ValidationError, create_model
 from pydantic.fields import FieldInfo
 
 from podium.errors import ConfigError
+from podium.flow._state import every_error
 from podium.models._types import ToolSpec
 
 __all__ = ["Tool", "ToolResult", "tool"]
@@ -91,11 +92,7 @@ class Tool:
         try:
             parsed = self._arguments.model_validate(dict(arguments))
         except ValidationError as exc:
-            problems = "; ".join(
-                f"{'.'.join(str(p) for p in e['loc']) or 'arguments'}: {e['msg']}"
-                for e in exc.errors(include_url=False)
-            )
-            return ToolResult(error=f"invalid arguments for {self.name}: {problems}")
+            return ToolResult(error=f"invalid arguments for {self.name}: {every_error(exc, 'arguments')}")
         kwargs = {name: getattr(parsed, name) for name in type(parsed).model_fields}
         try:
             if self._is_async:

@@ -19,7 +19,7 @@ from pydantic import TypeAdapter, ValidationError
 from podium.errors import ConfigError, StateSchemaError, StepOutputError, UpdateConflictError
 from podium.flow._reducers import Reducer
 
-__all__ = ["FieldSpec", "StateSchema", "short"]
+__all__ = ["FieldSpec", "StateSchema", "every_error", "short"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -201,3 +201,8 @@ def short(value: Any, limit: int = 80) -> str:
     """``repr(value)``, cut to ``limit`` characters for an error message."""
     text = repr(value)
     return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def every_error(exc: ValidationError, root: str) -> str:
+    """Every problem pydantic found, ``where: what`` joined by ``; `` (``root`` names the value itself)."""
+    return "; ".join(f"{'.'.join(str(p) for p in e['loc']) or root}: {e['msg']}" for e in exc.errors(include_url=False))

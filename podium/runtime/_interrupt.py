@@ -22,6 +22,7 @@ from typing import Any, Literal, TypeVar, overload
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from podium.errors import ConfigError, InterruptError
+from podium.flow._state import every_error
 from podium.journal._codec import decode, encode, resolve_class
 from podium.journal._events import InterruptAsked
 from podium.runtime._context import context
@@ -115,11 +116,10 @@ def check_answer(run_id: str, interrupt_id: str, schema: str | None, answer: Any
     try:
         checked = TypeAdapter(cls).validate_python(answer)
     except ValidationError as exc:
-        errors = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc']) or 'answer'}: {e['msg']}" for e in exc.errors(include_url=False)
-        )
         raise InterruptError(
-            f"the answer does not fit {cls.__name__}: {errors}", run_id=run_id, interrupt_id=interrupt_id
+            f"the answer does not fit {cls.__name__}: {every_error(exc, 'answer')}",
+            run_id=run_id,
+            interrupt_id=interrupt_id,
         ) from exc
     return encode(checked)
 

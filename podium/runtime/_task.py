@@ -321,18 +321,7 @@ async def _retrying(run: Run, outcome: Outcome, attempt: int, retry_in: float) -
     error = outcome.error
     assert error is not None
     if run.journal is not None and run.journal.writable:
-        cause = error.__cause__ or error
-        await run.journal.write(
-            StepFailed(
-                task_id=task.task_id,
-                step=task.path,
-                attempt=attempt,
-                error_type=type(cause).__name__,
-                message=str(error),
-                handled=False,
-                retry_in=retry_in,
-            )
-        )
+        await run.journal.write(_failed(task, error, attempt, handled=False, retry_in=retry_in))
     if run.hooks.on_step_fail:
         await emit(
             run.hooks.on_step_fail,
@@ -389,6 +378,20 @@ async def _ask(run: Run, question: InterruptAsked) -> None:
         journal.asked.add(question.interrupt_id)
 
 
+def _failed(task: Task, error: StepError, attempt: int, *, handled: bool, retry_in: float | None = None) -> StepFailed:
+    """The journal record of a failed attempt: the original exception's type, podium's message."""
+    cause = error.__cause__ or error
+    return StepFailed(
+        task_id=task.task_id,
+        step=task.path,
+        attempt=attempt,
+        error_type=type(cause).__name__,
+        message=str(error),
+        handled=handled,
+        retry_in=retry_in,
+    )
+
+
 async def _record(run: Run, outcome: Outcome, ctx: StepContext) -> None:
     """Journal a finished task's outcome before the scheduler acts on it."""
     journal = run.journal
@@ -397,15 +400,7 @@ async def _record(run: Run, outcome: Outcome, ctx: StepContext) -> None:
     error = outcome.error
     failed = None
     if error is not None:
-        cause = error.__cause__ or error
-        failed = StepFailed(
-            task_id=task.task_id,
-            step=task.path,
-            attempt=ctx.attempt,
-            error_type=type(cause).__name__,
-            message=str(error),
-            handled=outcome.handled,
-        )
+        failed = _failed(task, error, ctx.attempt, handled=outcome.handled)
         if not outcome.handled:
             await journal.write(failed)
             return
