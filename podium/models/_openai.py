@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import email.utils
 import json
+import math
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
@@ -30,6 +31,10 @@ is the model's raw text, so the agent can tell the model its call was malformed 
 #: other than these two, which say the server will never do this request).
 _PERMANENT_5XX = frozenset({501, 505})
 _TRANSIENT_4XX = frozenset({408, 409, 425, 429})
+
+#: what reading an answer that is not the JSON podium expects raises: ``RecursionError`` is ``json``'s for JSON
+#: nested deeper than its stack (``[[[[...``), which a hostile or broken server can send as easily as HTML.
+_UNREADABLE = (ValueError, LookupError, TypeError, AttributeError, RecursionError)
 
 #: what to do next, by status, appended to the server's own message.
 _HINTS = {
@@ -52,7 +57,8 @@ class OpenAICompatible:
         model: the model name the server knows.
         api_key: sent as ``Authorization: Bearer``; never logged or put in an error.
         name: how podium refers to the model (prices, journal, errors); defaults to ``"{base_url}#{model}"``.
-        timeout: seconds to wait to connect, and for each read of the answer (so a long stream may run longer).
+        timeout: seconds an answer may take: a whole answer, or each event of a streamed one (so a long stream
+            may run longer).
         headers: extra headers for every request (an organization id, a gateway's routing header...).
         transport: an httpx transport to use instead of the network (tests, proxies, retries at the socket level).
 
@@ -120,7 +126,7 @@ class OpenAICompatible:
                 # refuse OpenAI's json_schema form, some with a 500: switch once, for this model object
                 self._schema_form = "json_object"
                 return await self._ask(request)
-        except httpx.TimeoutException as exc:
+        except (httpx.TimeoutException, TimeoutError) as exc:
             message = f"no answer within {self.timeout:g} s ({type(exc).__name__})"
             raise ModelTransientError(message, model=self.name) from exc
         except (httpx.NetworkError, httpx.RemoteProtocolError, httpx.ProxyError, httpx.DecodingError) as exc:
@@ -137,7 +143,9 @@ class OpenAICompatible:
         return await self._stream(body, request.on_token)
 
     async def _complete(self, body: dict[str, Any]) -> ModelResponse:
-        response = await self._http().post("/chat/completions", json=body)
+        # httpx's timeout bounds each read, so a server that trickles a byte at a time would hold the call for ever
+        async with asyncio.timeout(self.timeout):
+            response = await self._http().post("/chat/completions", json=body)
         if not response.is_success:
             raise self._status_error(response.status_code, response.headers, response.text)
         text = response.text
@@ -151,16 +159,23 @@ class OpenAICompatible:
                 usage=data.get("usage"),
                 finish_reason=choice.get("finish_reason"),
             )
-        except (ValueError, LookupError, TypeError, AttributeError) as exc:
+        except _UNREADABLE as exc:
             raise self._malformed(text, response.status_code) from exc
 
     async def _stream(self, body: dict[str, Any], on_token: Callable[[str], None]) -> ModelResponse:
         stream = _Stream()
-        async with self._http().stream("POST", "/chat/completions", json=body) as response:
+        loop = asyncio.get_running_loop()
+        # each event must come within the timeout, not only each read: keep-alive comments or bytes trickled one at
+        # a time would otherwise hold the call for ever
+        async with (
+            asyncio.timeout(self.timeout) as idle,
+            self._http().stream("POST", "/chat/completions", json=body) as response,
+        ):
             if not response.is_success:
                 await response.aread()
                 raise self._status_error(response.status_code, response.headers, response.text)
             async for data in _sse_data(response):
+                idle.reschedule(loop.time() + self.timeout)
                 if data.strip() == "[DONE]":
                     stream.done = True
                     break
@@ -170,7 +185,7 @@ class OpenAICompatible:
                         message = _server_message(json.dumps(chunk)) or data[:200]
                         raise ModelTransientError(self._redact(f"error in the stream: {message}"), model=self.name)
                     piece = stream.add(chunk)
-                except (ValueError, LookupError, TypeError, AttributeError) as exc:
+                except _UNREADABLE as exc:
                     raise self._malformed(data, response.status_code) from exc
                 if piece:
                     on_token(piece)
@@ -183,7 +198,7 @@ class OpenAICompatible:
                 usage=stream.usage,
                 finish_reason=stream.finish_reason,
             )
-        except (ValueError, LookupError, TypeError, AttributeError) as exc:
+        except _UNREADABLE as exc:
             raise self._malformed(json.dumps(stream.tool_calls()), response.status_code) from exc
 
     # -- building and reading --------------------------------------------------------------------------------
@@ -333,7 +348,7 @@ def _server_message(text: str) -> str:
     """The error message in a server's error body: OpenAI's ``{"error": {"message"}}`` and its common cousins."""
     try:
         data = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):
         return text.strip()[:200]
     if isinstance(data, dict):
         error = data.get("error")
@@ -349,24 +364,29 @@ def _server_message(text: str) -> str:
 
 def retry_after(headers: Mapping[str, str]) -> float | None:
     """Seconds a server asked to wait: ``retry-after-ms``, or ``Retry-After`` in seconds or as an HTTP date."""
-    millis = headers.get("retry-after-ms")
-    if millis:
-        try:
-            return max(float(millis) / 1000, 0.0)
-        except ValueError:
-            pass
+    millis = _finite(headers.get("retry-after-ms"))
+    if millis is not None:
+        return max(millis / 1000, 0.0)
     value = headers.get("retry-after")
     if not value:
         return None
-    try:
-        return max(float(value), 0.0)
-    except ValueError:
-        pass
+    seconds = _finite(value)
+    if seconds is not None:
+        return max(seconds, 0.0)
     try:
         when = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError):
         return None
     return max(when.timestamp() - time.time(), 0.0)
+
+
+def _finite(text: str | None) -> float | None:
+    """A header's number; None when absent, not a number, or not finite ("inf" would be a wait that never ends)."""
+    try:
+        value = float(text) if text else None
+    except ValueError:
+        return None
+    return value if value is not None and math.isfinite(value) else None
 
 
 def json_ready(value: Any) -> Any:
