@@ -59,9 +59,11 @@ from podium.journal import MemoryStore, Question, RunInfo, Store, open_store
 from podium.models._types import Model, Usage
 from podium.observe._hooks import Hooks
 from podium.runtime._context import StepContext, context
+from podium.runtime._divert import Failure, divert
+from podium.runtime._escalate import Escalation, escalate
 from podium.runtime._handle import RunHandle
 from podium.runtime._interrupt import Approval, answer, approve, ask
-from podium.runtime._limits import LimitReached, Limits
+from podium.runtime._limits import Budget, LimitReached, Limits
 from podium.runtime._result import RunResult, RunStatus
 from podium.runtime._retry import RetryPolicy
 from podium.runtime._runner import Checkpoint, JournalOptions
@@ -127,6 +129,8 @@ __all__ = [
     "supervisor",
     "vote",
     # running
+    "Budget",
+    "Failure",
     "LimitReached",
     "Limits",
     "RetryPolicy",
@@ -135,9 +139,11 @@ __all__ = [
     "RunStatus",
     "StepContext",
     "context",
+    "divert",
     # durability: journal, stores, people in the loop
     "Approval",
     "Checkpoint",
+    "Escalation",
     "JournalOptions",
     "MemoryStore",
     "Question",
@@ -148,6 +154,7 @@ __all__ = [
     "answer",
     "approve",
     "ask",
+    "escalate",
     "open_store",
     # observing
     "Hooks",

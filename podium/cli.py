@@ -14,6 +14,9 @@
     podium replay RUN_ID --crew CREW               run it again offline, models answering from its journal
     podium schema                                  the crew file's JSON Schema
 
+A step that failed and escalated to a person (``on_error: {escalate: ...}``) asks a question too: ``approve --value
+JSON`` answers in the step's place, ``approve`` without a value runs the step again, ``reject`` lets it fail.
+
 Options: ``--store URL`` (default: the crew's ``store``, else ``$PODIUM_STORE``, else
 ``sqlite:///.podium/podium.db``), ``--json`` (one JSON document on stdout; progress is not shown), ``--debug``
 (tracebacks). ``--crew`` defaults to ``crew.yaml``. Progress and messages go to stderr, results to stdout.
@@ -55,6 +58,7 @@ from typer.core import TyperGroup
 
 from podium import (
     Approval,
+    Escalation,
     Hooks,
     PodiumError,
     Question,
@@ -452,6 +456,12 @@ def _approval(decision: str, value: str | None, comment: str | None) -> Callable
 
     def reply(question: Question) -> Any:
         given = _json_value(value) if value is not None else None
+        if question.ask == "escalate":  # a step that failed: answer in its place, run it again, or let it fail
+            if decision == "reject":
+                return Escalation(decision="abort", comment=comment)
+            if value is None:
+                return Escalation(decision="retry", comment=comment)
+            return Escalation(decision="answer", value=given, comment=comment)
         if question.ask == "approve":
             if decision == "reject":
                 return Approval(decision="reject", comment=comment)

@@ -21,7 +21,7 @@ from typing import Any
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from podium.agents._soul import load_soul
-from podium.agents._tool import Tool, ToolResult
+from podium.agents._tool import Tool, ToolResult, call_once
 from podium.errors import (
     AgentError,
     AgentOutputError,
@@ -29,14 +29,14 @@ from podium.errors import (
     CrewFileError,
     ModelError,
     ModelTransientError,
-    PodiumError,
 )
 from podium.journal._codec import encode
-from podium.journal._events import BreakerChanged, ModelCalled, ModelFailed, ToolCalled
+from podium.journal._events import BreakerChanged, FallbackTaken, ModelCalled, ModelFailed, ToolCalled
 from podium.models._prices import cost
 from podium.models._types import INVALID_ARGUMENTS_KEY, Message, Model, ModelRequest, ModelResponse, ToolCall
 from podium.runtime._breaker import CircuitBreaker, breaker_for
 from podium.runtime._context import _current
+from podium.runtime._limits import Budget
 from podium.runtime._retry import RetryPolicy
 
 __all__ = ["Agent"]
@@ -65,10 +65,16 @@ class Agent:
         temperature: sampling temperature for its calls.
         retry: how a model call that fails transiently (timeout, 429, 5xx, connection) is tried again; every
             attempt is journaled (``model_failed``). ``Retry-After`` is honoured. None: never retried.
-        fallbacks: models to ask, in order, when the model fails for good (a permanent error, retries spent, or
-            its circuit breaker open: see :mod:`podium.runtime._breaker`).
+        fallbacks: alternatives, in order. A model (or model spec) is asked instead of the agent's model when a
+            call fails for good (a permanent error, retries spent, or its circuit breaker open: see
+            :mod:`podium.runtime._breaker`). An ``Agent`` (with the same ``output`` type) is given the whole task
+            when this agent fails for good: its answer still does not fit after the re-asks, it gave no answer
+            within ``max_turns``, or every model failed. Each switch to an agent is journaled
+            (``fallback_taken``); when the last one fails too, the error names every failure.
         prompt: ``prompt(state, item) -> str``, the user message it gets as a step; the default describes the
             item, or the team's task and conversation, or the state's fields.
+        budget: what it may spend on models in a run, all its calls together (see :class:`~podium.Budget`);
+            checked before each call, like the run's ``Limits``.
     """
 
     def __init__(
@@ -88,10 +94,13 @@ class Agent:
         temperature: float | None = None,
         prompt: Callable[[Any, Any], str] | None = None,
         retry: RetryPolicy | None = MODEL_RETRY,
-        fallbacks: Sequence[str | Model] = (),
+        fallbacks: Sequence[str | Model | Agent] = (),
+        budget: Budget | None = None,
     ) -> None:
         if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_-]*", name):
             raise ConfigError(f"agent name {name!r} must be letters, digits, '_' or '-'")
+        if budget is not None and not isinstance(budget, Budget):
+            raise ConfigError(f"agent {name!r}: budget must be a podium.Budget, not {type(budget).__name__}")
         self.name = name
         self.role = role
         self.goal = goal
@@ -107,6 +116,17 @@ class Agent:
         self.prompt = prompt
         self.retry = retry
         self.fallbacks = tuple(fallbacks)
+        self._models = tuple(f for f in self.fallbacks if not isinstance(f, Agent))
+        self._agents = tuple(f for f in self.fallbacks if isinstance(f, Agent))
+        for other in self._agents:
+            if other.name == name:
+                raise ConfigError(f"agent {name!r} cannot be its own fallback")
+            if other.output != output:
+                raise ConfigError(
+                    f"agent {name!r}: fallback agent {other.name!r} answers with {_type_name(other.output)}, "
+                    f"not {_type_name(output)}; a fallback must answer the same task in the same form"
+                )
+        self.budget = budget
         self._adapter: TypeAdapter[Any] | None = TypeAdapter(output) if output is not None else None
         self._schema = self._adapter.json_schema() if self._adapter is not None else None
 
@@ -181,11 +201,32 @@ class Agent:
     async def ask(self, text: str, *, model: str | Model | None = None) -> Any:
         """Give the agent one task and return its checked answer (an ``output`` instance, or text).
 
+        When it fails for good and has fallback agents, the next one is given the same text (with its own model).
+
         Raises:
             AgentOutputError: the answer did not fit ``output`` after ``max_reasks`` re-asks.
-            AgentError: it did not answer within ``max_turns`` model calls.
+            AgentError: it did not answer within ``max_turns`` model calls; or it and each fallback agent failed
+                (the message names every failure; ``__cause__`` is the last).
             ModelError: the model call failed.
         """
+        if not self._agents:
+            return await self._answer(text, model)
+        failures: list[str] = []
+        candidates: tuple[Agent, ...] = (self, *self._agents)
+        for index, agent in enumerate(candidates):
+            try:
+                return await (self._answer(text, model) if agent is self else agent.ask(text))
+            except (AgentError, ModelError) as exc:
+                failures.append(f"{agent.name} ({type(exc).__name__}: {exc})")
+                if index + 1 == len(candidates):
+                    raise AgentError(
+                        f"failed, and so did each of its fallbacks: {'; '.join(failures)}", agent=self.name
+                    ) from exc
+                await _fell_back(agent.name, candidates[index + 1].name, exc)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _answer(self, text: str, model: str | Model | None) -> Any:
+        """The agent's own answer, on ``model`` or its own (see :meth:`ask`)."""
         from podium.models import resolve_model
 
         chosen = resolve_model(model or self.model or _crew_model() or DEFAULT_MODEL)
@@ -241,7 +282,7 @@ class Agent:
             on_token=on_token,
         )
         if ctx is not None:
-            ctx.check_budget()  # before the call: a spent budget never starts another one
+            ctx.check_budget(self.name, self.budget)  # before the call: a spent budget never starts another one
         started = time.monotonic()
         model, response = await self._call_models(model, request, index, ctx)
         usage = response.usage
@@ -275,7 +316,7 @@ class Agent:
         from podium.models import resolve_model
 
         error: ModelError | None = None
-        for model in (primary, *(resolve_model(m) for m in self.fallbacks)):
+        for model in (primary, *(resolve_model(m) for m in self._models)):
             breaker = breaker_for(model.name)
             if not breaker.allows():
                 error = ModelTransientError("its circuit breaker is open; not called", model=model.name)
@@ -342,14 +383,11 @@ class Agent:
             )
         elif INVALID_ARGUMENTS_KEY in call.arguments:
             result = ToolResult(error=f"the arguments were not a JSON object: {call.arguments[INVALID_ARGUMENTS_KEY]}")
-        else:
-            result = await granted(call.arguments)
+        else:  # exactly once per idempotency key, journaled by call_once
+            result = await call_once(granted, call.arguments, agent=self.name, call_id=call.id)
+            return Message(role="tool", content=result.text, tool_call_id=call.id, name=call.name)
         ctx = _current.get()
         if ctx is not None:
-            try:
-                value = encode(result.value)
-            except PodiumError:
-                value = repr(result.value)
             await ctx.record(
                 ToolCalled(
                     task_id=ctx.task_id,
@@ -357,7 +395,6 @@ class Agent:
                     tool=call.name,
                     call_id=call.id,
                     arguments=encode(dict(call.arguments)),
-                    result=value,
                     error=result.error,
                     refused=granted is None,
                 )
@@ -374,6 +411,26 @@ class Agent:
     def _output_error(self, problem: tuple[str, Any, str], attempts: int) -> AgentOutputError:
         field, value, message = problem
         return AgentOutputError(agent=self.name, field=field, value=value, problem=message, attempts=attempts)
+
+
+async def _fell_back(failed: str, to: str, error: Exception) -> None:
+    """Journal that agent ``failed`` handed its task to ``to`` (nothing outside a run)."""
+    ctx = _current.get()
+    if ctx is not None:
+        await ctx.record(
+            FallbackTaken(
+                task_id=ctx.task_id,
+                step=ctx.step,
+                failed=failed,
+                to=to,
+                error_type=type(error).__name__,
+                reason=str(error),
+            )
+        )
+
+
+def _type_name(output: Any) -> str:
+    return "text" if output is None else getattr(output, "__name__", repr(output))
 
 
 def _crew_model() -> str | Model | None:

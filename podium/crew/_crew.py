@@ -14,7 +14,7 @@ from podium import Agent, Conversation, Hooks, Limits, Model, RunResult, Tool, W
 from podium.crew import _format as fmt
 from podium.crew._flows import FlowBuilder
 from podium.crew._imports import ImportFailed, import_object
-from podium.crew._members import Roster
+from podium.crew._members import Roster, budget_of
 from podium.crew._outline import outline
 from podium.crew._yaml import Locator, Path_, did_you_mean, read_yaml
 
@@ -59,6 +59,7 @@ class Crew:
                 "output": getattr(agent.output, "__name__", None),
                 "soul": self.spec.agents[name].soul,
                 "approval": self.spec.agents[name].approval,
+                "fallbacks": self.spec.agents[name].fallbacks,
             }
             for name, agent in self.agents.items()
         }
@@ -131,7 +132,7 @@ def load_crew(path: str | Path, *, model: str | Model | None = None) -> Crew:
     roster = Roster(
         spec.agents, folder=folder, tools=tools, outputs=outputs, locator=located, force_model=model is not None
     )
-    limits = _limits(spec.limits)
+    limits = _limits(spec, located)
     workflow = FlowBuilder(roster, located).build(spec.flow, ("flow",), spec.name, limits)
     return Crew(
         name=spec.name,
@@ -156,7 +157,15 @@ def _tool(name: str, target: str, folder: Path, located: Locator) -> Tool:
     if isinstance(found, Tool):
         if found.name == name:
             return found
-        return Tool(found.fn, name=name, description=found.description, idempotent=found.idempotent)
+        return Tool(
+            found.fn,
+            name=name,
+            description=found.description,
+            idempotent=found.idempotent,
+            compensate=found.compensate,
+            reconcile=found.reconcile,
+            timeout=found.timeout,
+        )
     if callable(found) and not isinstance(found, type):
         try:
             return Tool(found, name=name)
@@ -176,11 +185,20 @@ def _output(name: str, target: str, folder: Path, located: Locator) -> type[Base
     return found
 
 
-def _limits(spec: fmt.LimitsSpec | None) -> Limits | None:
-    if spec is None:
+def _limits(spec: fmt.CrewSpec, located: Locator) -> Limits | None:
+    if spec.limits is None:
         return None
-    given = spec.model_dump(exclude_none=True)
-    return Limits(**given)
+    given = spec.limits.model_dump(exclude_none=True, exclude={"agents", "max_repeats"})
+    repeats = spec.limits.max_repeats
+    if repeats is not None:
+        given["max_repeats"] = None if repeats is False else repeats  # false: off
+    budgets = {}
+    for name, budget in (spec.limits.agents or {}).items():
+        if name not in spec.agents:
+            hint = did_you_mean(name, spec.agents)
+            raise located.error(("limits", "agents", name), f"no agent {name!r} is declared under 'agents'{hint}")
+        budgets[name] = budget_of(budget)
+    return Limits(**given, agents=budgets)
 
 
 def _describe(located: Locator, error: Any, at: Path_) -> tuple[Path_, str] | None:

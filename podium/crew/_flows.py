@@ -23,10 +23,12 @@ from podium import (
     Conversation,
     CrewFileError,
     Limits,
+    StepSpec,
     Turn,
     Workflow,
     WorkflowDefinitionError,
     debate,
+    escalate,
     handoff,
     hierarchical,
     loop,
@@ -43,7 +45,7 @@ from podium.crew._yaml import Locator, Path_, did_you_mean
 
 __all__ = ["FlowBuilder"]
 
-Built = Callable[..., Any] | Workflow[Any]
+Built = Callable[..., Any] | Workflow[Any] | StepSpec
 
 
 class FlowBuilder:
@@ -71,11 +73,15 @@ class FlowBuilder:
 
     # -- members ----------------------------------------------------------------------------------------------
 
-    def _members(self, values: Sequence[Any], path: Path_, *, repeat: bool = False) -> list[tuple[str, str, Built]]:
-        """``(step name, speaker, member)`` for each value: an agent that answers, or a nested flow.
+    def _members(
+        self, values: Sequence[Any], path: Path_, *, repeat: bool = False, goto: bool = False
+    ) -> list[tuple[str, str, Built]]:
+        """``(step name, speaker, member)`` for each value: an agent that answers (with its failure handling, if it
+        has some), or a nested flow.
 
         Args:
             repeat: an agent may appear more than once (its steps are named ``writer``, ``writer_2``...).
+            goto: a member's ``on_error: {goto: ...}`` may name another of these members.
         """
         taken: dict[str, int] = {}
         members = []
@@ -84,12 +90,26 @@ class FlowBuilder:
             speaker = self._name(value, where, taken, repeat)
             step_name = speaker if taken[speaker] == 1 else f"{speaker}_{taken[speaker]}"
             members.append((step_name, speaker, self._member(value, where, speaker)))
+        names = [step_name for step_name, _, _ in members]
+        for index, value in enumerate(values):
+            target = value.on_error.goto if isinstance(value, fmt.MemberSpec) and value.on_error else None
+            if target is None:
+                continue
+            where = (*path, index, "on_error", "goto")
+            if not goto:
+                raise self.locator.error(where, "goto is for members of sequential and loop flows and team workers")
+            if target not in names or target == names[index]:
+                others = [n for n in names if n != names[index]]
+                raise self.locator.error(where, f"{target!r} is not another member here{did_you_mean(target, others)}")
         return members
 
     def _name(self, value: Any, where: Path_, taken: dict[str, int], repeat: bool) -> str:
         if isinstance(value, str):
             self.roster.check(value, where)
             name = value
+        elif isinstance(value, fmt.MemberSpec):
+            self.roster.check(value.agent, (*where, "agent"))
+            name = value.agent
         else:
             name = value.name or str(fmt.pattern_of(value))
             if value.name is None and name in taken:  # the second nested parallel is parallel_2, and so on
@@ -97,7 +117,7 @@ class FlowBuilder:
                 while f"{base}_{number}" in taken:
                     number += 1
                 name = f"{base}_{number}"
-        if name in taken and not (repeat and isinstance(value, str)):
+        if name in taken and not (repeat and isinstance(value, str | fmt.MemberSpec)):
             raise self.locator.error(where, f"{name!r} appears twice here; members of one pattern need distinct names")
         taken[name] = taken.get(name, 0) + 1
         return name
@@ -105,19 +125,42 @@ class FlowBuilder:
     def _member(self, value: Any, where: Path_, name: str) -> Built:
         if isinstance(value, str):
             return self.roster.answerer(value)
+        if isinstance(value, fmt.MemberSpec):
+            return self._handled(value, where, name)
         return self.build(value, where, name)
+
+    def _handled(self, value: fmt.MemberSpec, where: Path_, name: str) -> StepSpec:
+        """An agent member with its ``fallbacks`` and ``on_error``, as a step spec."""
+        options: dict[str, Any] = {}
+        alternatives = []
+        for index, other in enumerate(value.fallbacks or ()):
+            at = (*where, "fallbacks", index)
+            self.roster.check(other, at)
+            if other == value.agent:
+                raise self.locator.error(at, f"{other!r} is the member itself")
+            alternatives.append(self.roster.answerer(other))
+        if alternatives:
+            options["fallbacks"] = alternatives
+        handling = value.on_error
+        if handling is not None and handling.escalate is not None:
+            options["on_error"] = escalate(handling.escalate, schema=self.roster.output_of(value.agent) or str)
+        elif handling is not None:
+            options["on_error"] = handling.goto  # checked against the other members by _members
+        return step(self.roster.answerer(value.agent), name=name, **options)
 
     def _one(self, value: Any, where: Path_) -> tuple[str, Built]:
         name = self._name(value, where, {}, False)
+        if isinstance(value, fmt.MemberSpec) and value.on_error is not None and value.on_error.goto is not None:
+            raise self.locator.error((*where, "on_error", "goto"), "goto names another member of a list of them")
         return name, self._member(value, where, name)
 
-    def _mapping(self, values: Sequence[Any], path: Path_) -> dict[str, Built]:
-        return {name: member for name, _, member in self._members(values, path)}
+    def _mapping(self, values: Sequence[Any], path: Path_, *, goto: bool = False) -> dict[str, Built]:
+        return {name: member for name, _, member in self._members(values, path, goto=goto)}
 
     # -- patterns over the conversation that podium builds over any state -----------------------------------
 
     def _sequential(self, values: Sequence[Any], at: Path_, name: str, limits: Limits | None) -> Workflow[Any]:
-        steps = [_as_step(n, speaker, m) for n, speaker, m in self._members(values, at, repeat=True)]
+        steps = [_as_step(n, speaker, m) for n, speaker, m in self._members(values, at, repeat=True, goto=True)]
         return sequential(*steps, state=Conversation, name=name, output="result", input="task", limits=limits)
 
     def _parallel(self, options: fmt.ParallelOptions, at: Path_, name: str, limits: Limits | None) -> Workflow[Any]:
@@ -141,7 +184,7 @@ class FlowBuilder:
         )
 
     def _loop(self, options: fmt.LoopOptions, at: Path_, name: str, limits: Limits | None) -> Workflow[Any]:
-        body = self._members(options.body, (*at, "body"), repeat=True)
+        body = self._members(options.body, (*at, "body"), repeat=True, goto=True)
         until = self._until(options.until, [speaker for _, speaker, _ in body], (*at, "until"))
         return loop(
             *[_as_step(n, speaker, m) for n, speaker, m in body],
@@ -188,7 +231,7 @@ class FlowBuilder:
     # -- the team patterns ----------------------------------------------------------------------------------
 
     def _supervisor(self, options: fmt.SupervisorOptions, at: Path_, name: str, limits: Limits | None) -> Any:
-        workers = self._mapping(options.workers, (*at, "workers"))
+        workers = self._mapping(options.workers, (*at, "workers"), goto=True)
         router = self.roster.router(options.router, list(workers), (*at, "router"))
         return supervisor(
             router, workers, name=name, max_rounds=options.max_rounds, on_max=options.on_max, limits=limits
@@ -199,7 +242,7 @@ class FlowBuilder:
         for team_name, team in options.teams.items():
             where = (*at, "teams", team_name)
             if isinstance(team, fmt.TeamSpec):
-                workers = self._mapping(team.workers, (*where, "workers"))
+                workers = self._mapping(team.workers, (*where, "workers"), goto=True)
                 router = self.roster.router(team.router, list(workers), (*where, "router"), "a team's router")
                 teams[team_name] = (router, workers)
             else:
@@ -294,13 +337,26 @@ def _as_step(name: str, speaker: str, member: Built, *, result: bool = True) -> 
 
         return step(child, name=name, input=conversation_so_far, output=answered)
 
-    agent = member
+    options: dict[str, Any] = {}
+    if isinstance(member, StepSpec):  # an agent with its failure handling: its alternatives answer alike
+        options = dict(member.options)
+        member = member.fn
+        if options.get("fallbacks"):
+            options["fallbacks"] = [_answering(f, getattr(f, "__name__", name), update) for f in options["fallbacks"]]
+        answered_by = getattr(options.get("on_error"), "answered_by", None)  # an escalation: a person answers
+        if answered_by is not None:
+            options["on_error"] = answered_by(lambda state, item, value: update(value))
+    return step(_answering(member, name, update), name=name, **options)
+
+
+def _answering(agent: Any, name: str, update: Callable[[Any], dict[str, Any]]) -> Callable[..., Any]:
+    """``agent`` as a step over the conversation, its answer made a turn by ``update``."""
 
     async def answer(state: Conversation, item: Any = None) -> dict[str, Any]:
         return update(await agent(state, item))
 
     answer.__name__ = name
-    return step(answer, name=name)
+    return answer
 
 
 def _result_or_answers(speakers: list[str]) -> Callable[[Conversation], Any]:

@@ -24,6 +24,7 @@ from podium.crew._yaml import did_you_mean
 __all__ = [
     "PATTERNS",
     "AgentSpec",
+    "BudgetSpec",
     "CrewSpec",
     "DebateFlow",
     "Flow",
@@ -32,6 +33,8 @@ __all__ = [
     "LimitsSpec",
     "LoopFlow",
     "Member",
+    "MemberSpec",
+    "OnErrorSpec",
     "ParallelFlow",
     "PlannerFlow",
     "SequentialFlow",
@@ -83,6 +86,14 @@ class _Spec(BaseModel):
         return data
 
 
+class BudgetSpec(_Spec):
+    """What one agent may spend on models in a run (a run that reaches it ends `limited`)."""
+
+    max_tokens: int | None = Field(default=None, gt=0, description="Model tokens (in and out) of its calls.")
+    max_cost_usd: float | None = Field(default=None, gt=0, description="US dollars of its model calls.")
+    max_model_calls: int | None = Field(default=None, gt=0, description="Its model calls.")
+
+
 class LimitsSpec(_Spec):
     """Bounds of every run of the crew (a run that reaches one ends `limited`)."""
 
@@ -94,6 +105,14 @@ class LimitsSpec(_Spec):
     max_tokens: int | None = Field(default=None, gt=0, description="Model tokens (in and out) of a run.")
     max_cost_usd: float | None = Field(default=None, gt=0, description="US dollars of model calls in a run.")
     max_model_calls: int | None = Field(default=None, gt=0, description="Model calls in a run.")
+    max_repeats: Annotated[int, Field(ge=0)] | Literal[False] | None = Field(
+        default=None,
+        description="How many times a step may run again on a state it already ran on before the run ends "
+        "`limited` with no progress (default 2); `false` turns the check off.",
+    )
+    agents: dict[AgentName, BudgetSpec] | None = Field(
+        default=None, description="Budgets of agents by name, for all their model calls in a run."
+    )
 
 
 class AgentSpec(_Spec):
@@ -111,6 +130,7 @@ class AgentSpec(_Spec):
     max_reasks: int | None = Field(default=None, ge=0, le=10, description="Re-asks when an answer does not fit.")
     max_turns: int | None = Field(default=None, ge=1, le=100, description="Model calls allowed in one task.")
     temperature: float | None = Field(default=None, ge=0.0, le=2.0, description="Sampling temperature.")
+    budget: BudgetSpec | None = Field(default=None, description="What it may spend on models in a run.")
     approval: str | None = Field(
         default=None,
         description="Ask a person this question (`Publish this?`) with the agent's answer before it is used: the "
@@ -122,14 +142,61 @@ class AgentSpec(_Spec):
         "anything that takes a message and returns a result). It is called like any step, with the conversation "
         "(and an item, if it takes one); what it returns is its answer. Only `approval` may go with it.",
     )
+    fallbacks: list[str] | None = Field(
+        default=None,
+        description="Alternatives, in order: model specs (`openai:gpt-4.1-mini`), asked when a call to its model "
+        "fails for good; and names of other agents, given its whole task when it fails for good (its answer never "
+        "fits, it runs out of turns, or every model failed). A fallback agent answers in its place and form.",
+    )
 
 
 def _member_kind(value: Any) -> str | None:
     if isinstance(value, str):
         return "agent"
     if isinstance(value, dict):
+        return "member" if "agent" in value else "flow"
+    if isinstance(value, MemberSpec):
+        return "member"
+    if isinstance(value, BaseModel):
         return "flow"
     return None
+
+
+class OnErrorSpec(_Spec):
+    """What a member's failure becomes once its fallbacks failed too: one of `escalate` or `goto`."""
+
+    escalate: str | None = Field(
+        default=None,
+        description="Ask a person this (the step, the error's type and message are added); the run waits, and "
+        "their answer is the member's answer (`podium approve RUN --value JSON`). `podium approve RUN` without a "
+        "value runs the member again; `podium reject RUN` lets it fail. On resume the member runs once more first.",
+    )
+    goto: str | None = Field(
+        default=None,
+        pattern=NAME,
+        description="Run this other member of the same pattern instead of going on (its part is the failure: "
+        "which step, the error's type and message); the failed member's successors are skipped.",
+    )
+
+    @model_validator(mode="after")
+    def _one_of(self) -> OnErrorSpec:
+        if (self.escalate is None) == (self.goto is None):
+            raise PydanticCustomError("on_error_one", "give one of 'escalate' or 'goto'")
+        return self
+
+
+class MemberSpec(_Spec):
+    """A member with what to do when it fails: ``{agent: writer, fallbacks: [backup], on_error: {escalate: ...}}``."""
+
+    agent: AgentName = Field(description="The agent (declared under `agents`).")
+    fallbacks: list[AgentName] | None = Field(
+        default=None,
+        description="Members that take its part, in order, when it fails for good (after the agent's own "
+        "fallbacks and approval); each answers in its place.",
+    )
+    on_error: OnErrorSpec | None = Field(
+        default=None, description="When it (and its fallbacks) failed: escalate to a person, or go to another member."
+    )
 
 
 def pattern_of(value: Any) -> str | None:
@@ -143,14 +210,15 @@ def pattern_of(value: Any) -> str | None:
 
 
 Member = Annotated[
-    Annotated[AgentName, Tag("agent")] | Annotated["Flow", Tag("flow")],
+    Annotated[AgentName, Tag("agent")] | Annotated[MemberSpec, Tag("member")] | Annotated["Flow", Tag("flow")],
     Discriminator(
         _member_kind,
         custom_error_type="crew_member",
-        custom_error_message="must be an agent's name or a flow mapping (e.g. {sequential: [a, b]})",
+        custom_error_message="must be an agent's name, an agent with options ({agent: a, on_error: ...}) or a flow "
+        "mapping (e.g. {sequential: [a, b]})",
     ),
 ]
-"""An agent's name, or an inline flow run as a sub-workflow."""
+"""An agent's name, an agent with its failure handling, or an inline flow run as a sub-workflow."""
 
 
 class _Flow(_Spec):

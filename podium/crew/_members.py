@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,13 +29,13 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field, TypeAdapter, create_model
 
-from podium import Agent, AgentError, Done, Handoff, Send, Tool, approve
-from podium.crew._format import AgentSpec
+from podium import Agent, AgentError, Budget, Done, Handoff, Send, Tool, approve
+from podium.crew._format import MODEL, AgentSpec, BudgetSpec
 from podium.crew._imports import ImportFailed, import_object
 from podium.crew._yaml import Locator, Path_, did_you_mean
 from podium.flow._step import arity_of, is_async_callable
 
-__all__ = ["Roster", "crew_prompt"]
+__all__ = ["Roster", "budget_of", "crew_prompt"]
 
 _SETTINGS = ("role", "goal", "backstory", "instructions", "rules", "model", "max_reasks", "max_turns", "temperature")
 _UNSET: Any = object()
@@ -95,6 +96,7 @@ class Roster:
         self.locator = locator
         self.force_model = force_model
         self._recipes = {name: self._recipe(name, spec, folder) for name, spec in specs.items()}
+        self._making: list[str] = []  # agents being made, each for the fallbacks of the one before
         self.agents = {name: self._make(name) for name in self._recipes}
 
     # -- checks ---------------------------------------------------------------------------------------------
@@ -273,13 +275,66 @@ class Roster:
             settings["output"] = output
         elif spec.output is not None:
             settings["output"] = self.outputs[spec.output]
+        if spec.budget is not None:
+            settings["budget"] = budget_of(spec.budget)
         if self.force_model:
             settings["model"] = None
         settings["prompt"] = crew_prompt
+        agent = self._agent(recipe, name, settings)
+        if spec.fallbacks:  # made once its answer's type is known (a SOUL.md may name it)
+            settings["fallbacks"] = self._fallbacks(name, spec.fallbacks, agent.output)
+            agent = self._agent(recipe, name, settings)
+        return agent
+
+    def _agent(self, recipe: _Recipe, name: str, settings: dict[str, Any]) -> Agent:
         if recipe.soul is None:
             return Agent(name, **settings)
         # the crew's name for it wins: one SOUL.md may serve several agents
         return Agent.from_soul(recipe.soul, toolbox=self.tools, outputs=self.outputs, name=name, **settings)
+
+    def _fallbacks(self, name: str, entries: Sequence[str], output: Any) -> list[Any]:
+        """An agent's ``fallbacks:``: model specs, and other agents made to answer in its form."""
+        made: list[Any] = []
+        self._making.append(name)
+        try:
+            for index, entry in enumerate(entries):
+                where: Path_ = ("agents", name, "fallbacks", index)
+                if entry in self._recipes:
+                    made.append(self._alternative(name, entry, output, where))
+                elif re.fullmatch(MODEL, entry):
+                    if not self.force_model:  # every agent runs on the one model it was given
+                        made.append(entry)
+                else:
+                    raise self.locator.error(
+                        where,
+                        f"{entry!r} is neither an agent declared under 'agents'{did_you_mean(entry, self._recipes)} "
+                        f"nor a model (test, local, openai:<model>, ...)",
+                    )
+        finally:
+            self._making.pop()
+        return made
+
+    def _alternative(self, name: str, other: str, output: Any, where: Path_) -> Agent:
+        if other in self._making:
+            circle = " -> ".join([*self._making[self._making.index(other) :], other])
+            raise self.locator.error(where, f"fallbacks go round in a circle: {circle}")
+        recipe = self._recipes[other]
+        if recipe.call is not None:
+            raise self.locator.error(
+                where, f"{other!r} is a Python member, not an agent; name it in the flow member's fallbacks instead"
+            )
+        declared, own = recipe.spec.output, self._recipes[name].spec.output
+        if declared is not None and declared != own:
+            raise self.locator.error(
+                where,
+                f"{other!r} answers with {declared}, {name!r} with {own or 'text'}: a fallback answers alike",
+            )
+        return self._make(other, output=output)
+
+
+def budget_of(spec: BudgetSpec) -> Budget:
+    """The :class:`~podium.Budget` a crew file's ``budget:`` (of an agent, or under ``limits: agents:``) sets."""
+    return Budget(**spec.model_dump(exclude_none=True))
 
 
 def approved(member: Callable[..., Any], *, name: str, prompt: str, answer_type: Any) -> Callable[..., Any]:

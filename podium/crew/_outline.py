@@ -28,6 +28,8 @@ def outline(flow: Any, indent: str = "") -> list[str]:
         prefix = f"{indent}  {label}" if label else f"{indent}  "
         if isinstance(member, str):
             lines.append(prefix + member)
+        elif isinstance(member, fmt.MemberSpec):
+            lines.append(prefix + _handled(member))
         else:
             nested = outline(member, indent + "  ")
             lines.append(prefix + nested[0].lstrip())
@@ -36,7 +38,18 @@ def outline(flow: Any, indent: str = "") -> list[str]:
 
 
 def _name(member: Any) -> str:
+    if isinstance(member, fmt.MemberSpec):
+        return member.agent
     return member if isinstance(member, str) else (member.name or str(fmt.pattern_of(member)))
+
+
+def _handled(member: fmt.MemberSpec) -> str:
+    """``writer (fallbacks: backup; on error: escalate)``."""
+    details = [f"fallbacks: {', '.join(member.fallbacks)}"] if member.fallbacks else []
+    if member.on_error is not None:
+        goto = member.on_error.goto
+        details.append(f"on error: goto {goto}" if goto is not None else "on error: escalate")
+    return f"{member.agent} ({'; '.join(details)})" if details else member.agent
 
 
 def _parts(pattern: str, options: Any) -> tuple[list[str], list[tuple[str, Any]]]:

@@ -76,11 +76,15 @@ class Graph(Generic[S]):
         routes: Iterable[str] = (),
         timeout: float | None = None,
         max_iterations: int | None = None,
-        on_error: Callable[..., Any] | None = None,
+        on_error: Callable[..., Any] | str | None = None,
         thread: bool | None = None,
         input: Callable[..., Any] | None = None,
         output: Callable[..., Any] | None = None,
         retry: RetryPolicy | None = None,
+        compensate: Callable[..., Any] | None = None,
+        limits: Limits | None = None,
+        max_repeats: int | None = None,
+        fallbacks: Sequence[Callable[..., Any]] = (),
     ) -> Graph[S]:
         """Add a step.
 
@@ -94,8 +98,12 @@ class Graph(Generic[S]):
                 :class:`~podium.Send`.
             timeout: seconds before the step is cancelled and fails.
             max_iterations: how many supersteps this step may run in, per run (loops).
-            on_error: ``on_error(state, error)`` or ``on_error(state, error, item)`` turns a failure into an
-                update (read like the step's own return value) instead of failing the run.
+            on_error: what a failure becomes when retries and fallbacks did not help, instead of failing the
+                run. ``on_error(state, error)`` or ``on_error(state, error, item)`` returns an update (read like
+                the step's own return value); one that returns ``Command(goto=...)`` or ``Send`` (to a declared
+                route) takes another path: the step's own edges, route and joins are not followed. A step's name
+                (or :func:`~podium.divert`) runs that step instead, with the :class:`~podium.Failure` as its item;
+                :func:`~podium.escalate` asks a person for the step's output. A handler may ask a person itself.
             thread: run a sync ``fn`` in a worker thread so it cannot block other branches. Defaults to True
                 for sync callables; pass False for cheap pure functions.
             input: for a sub-workflow, ``input(state)`` or ``input(state, item)`` gives the child's input.
@@ -105,6 +113,18 @@ class Graph(Generic[S]):
                 output (see ``Graph.build(output=...)``).
             retry: try the step again when it fails transiently (a timeout, a connection, a model's 429/5xx):
                 see :class:`~podium.RetryPolicy`. Every attempt is journaled.
+            compensate: ``compensate(output)`` or ``compensate(output, state)`` undoes the step's side effects if
+                the run fails or is cancelled after it finished (saga compensation: finished steps are undone in
+                reverse order, journaled and retried). ``output`` is what the step returned (its ``into`` value,
+                or its update). It may run again after a crash, so make it idempotent.
+            limits: for a sub-workflow, the limits of each of its invocations, counted inside it and applied
+                with the run's (instead of the child's own ``build(limits=...)``): see :class:`~podium.Limits`.
+            max_repeats: how many times this step may run again on a state it already ran on (overrides
+                ``Limits.max_repeats``; see there what counts as the same state).
+            fallbacks: callables or agents with the step's signature, tried in order with the same state and
+                item when the step fails for good (its retries spent; each alternative is retried by the same
+                policy). The first to succeed gives the step's outcome; every failed attempt and every switch is
+                journaled (``step_failed``, ``fallback_taken``). Cancellation and limits are not failures.
         """
         if isinstance(fn, StepSpec):
             options = dict(fn.options)
@@ -122,6 +142,10 @@ class Graph(Generic[S]):
                         "input": input,
                         "output": output,
                         "retry": retry,
+                        "compensate": compensate,
+                        "limits": limits,
+                        "max_repeats": max_repeats,
+                        "fallbacks": tuple(fallbacks) or None,
                     }.items()
                     if v is not None
                 }
@@ -152,6 +176,10 @@ class Graph(Generic[S]):
                 input=input,
                 output=output,
                 retry=retry,
+                compensate=compensate,
+                limits=limits,
+                max_repeats=max_repeats,
+                fallbacks=fallbacks,
             )
         except (TypeError, ValueError) as exc:
             raise WorkflowDefinitionError(str(exc), workflow=self.name, where=f"step {step_name!r}") from exc
@@ -217,6 +245,7 @@ class Graph(Generic[S]):
         input: str | Callable[[Any], Any] | None = None,
         limits: Limits | None = None,
         on_branch_failure: str = "cancel",
+        compensation_retry: RetryPolicy | None = None,
     ) -> Workflow[S]:
         """Validate the graph and return the runnable :class:`Workflow`.
 
@@ -225,9 +254,12 @@ class Graph(Generic[S]):
             input: how a run's input becomes the state when it is neither a state nor a mapping: the name of
                 the field to put it in, or ``fn(input) -> state or mapping``. E.g. ``input="task"`` lets
                 ``workflow.run("Write about tides")`` work.
-            limits: the default limits of this workflow's runs.
+            limits: the default limits of this workflow's runs; when it runs as a sub-workflow, the limits of each
+                invocation, with the run's (unless ``Graph.add(child, limits=...)`` gives others).
             on_branch_failure: when one parallel task fails, ``"cancel"`` the others at once, or ``"finish"``
                 them first (their results are kept) and then fail.
+            compensation_retry: how a failing compensation is tried again (see ``add(compensate=...)``); by
+                default 5 attempts, 0.5 s apart and doubling, for any exception.
 
         Raises:
             WorkflowDefinitionError: what is wrong and where.
@@ -254,6 +286,7 @@ class Graph(Generic[S]):
             subscriptions=self._subscriptions,
             output=output,
         )
+        _check_diverts(self.name, self._steps, schema)
         return Workflow(
             name=self.name,
             schema=schema,
@@ -263,4 +296,32 @@ class Graph(Generic[S]):
             input=input,
             limits=limits,
             cancel_siblings=on_branch_failure == "cancel",
+            compensation_retry=compensation_retry,
         )
+
+
+def _check_diverts(workflow: str, steps: Mapping[str, Step], schema: StateSchema) -> None:
+    """A step that diverts its failures must hand the target the :class:`~podium.Failure`: as the target's item, or
+    in a field the state has. (That the target exists is checked with the step's routes.)"""
+    from podium.runtime._divert import Divert
+
+    for step in steps.values():
+        handler = step.on_error
+        if not isinstance(handler, Divert):
+            continue
+        where = f"step {step.name!r}"
+        if handler.into is not None:
+            if handler.into not in schema.fields:
+                raise WorkflowDefinitionError(
+                    f"on_error puts the failure into field {handler.into!r}, which {schema.name} does not have; "
+                    f"it has {sorted(schema.fields)}",
+                    workflow=workflow,
+                    where=where,
+                )
+        elif handler.to != END and not steps[handler.to].takes_item:
+            raise WorkflowDefinitionError(
+                f"on_error diverts to {handler.to!r}, which takes no item to receive the Failure; give it a "
+                f"(state, failure) signature, or use divert({handler.to!r}, into='<field>')",
+                workflow=workflow,
+                where=where,
+            )

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, TypeAlias
 
 if TYPE_CHECKING:
     from podium.flow._workflow import Workflow
+    from podium.runtime._limits import Limits
     from podium.runtime._retry import RetryPolicy
 
 __all__ = ["END", "START", "Command", "Goto", "Send", "Step", "StepSpec", "make_step", "step"]
@@ -74,6 +75,14 @@ class Step:
     output_arity: int = 1
     on_error_arity: int = 2
     retry: RetryPolicy | None = None
+    fallbacks: tuple[Step, ...] = ()
+    """Alternatives tried in order when the step fails for good (same ``into``, ``writes``, ``timeout``)."""
+    compensate: Callable[..., Any] | None = None
+    compensate_arity: int = 1
+    limits: Limits | None = None
+    """A sub-workflow's limits for each of its invocations (see :class:`~podium.Limits`)."""
+    max_repeats: int | None = None
+    """Overrides ``Limits.max_repeats`` for this step."""
 
     @property
     def takes_item(self) -> bool:
@@ -108,11 +117,15 @@ def make_step(
     routes: Iterable[str],
     timeout: float | None,
     max_iterations: int | None,
-    on_error: Callable[..., Any] | None,
+    on_error: Callable[..., Any] | str | None,
     thread: bool | None,
     input: Callable[..., Any] | None,
     output: Callable[..., Any] | None,
     retry: RetryPolicy | None = None,
+    compensate: Callable[..., Any] | None = None,
+    fallbacks: Sequence[Callable[..., Any]] = (),
+    limits: Limits | None = None,
+    max_repeats: int | None = None,
 ) -> Step:
     """Check a step's options against its callable and make the :class:`Step` (see ``Graph.add``).
 
@@ -122,8 +135,11 @@ def make_step(
     """
     if max_iterations is not None and max_iterations < 1:
         raise ValueError(f"max_iterations must be at least 1, not {max_iterations}")
+    handler, routes = _recovery(on_error, into, tuple(routes))
     if timeout is not None and timeout <= 0:
         raise ValueError(f"timeout must be positive, not {timeout}")
+    if max_repeats is not None and max_repeats < 0:
+        raise ValueError(f"max_repeats must be 0 or more, not {max_repeats}")
     from podium.flow._workflow import Workflow
 
     if isinstance(fn, Workflow):
@@ -137,6 +153,8 @@ def make_step(
         arity = 2 if input is None else max(arity_of(input), 1)
         is_async = True
     else:
+        if limits is not None:
+            raise ValueError("limits=... is for a sub-workflow step; a function step runs within its workflow's")
         workflow, callable_fn = None, fn
         arity = arity_of(fn)
         is_async = is_async_callable(fn)
@@ -157,13 +175,89 @@ def make_step(
         routes=tuple(routes),
         timeout=timeout,
         max_iterations=max_iterations,
-        on_error=on_error,
+        on_error=handler,
         input=input,
         output=output,
         output_arity=max(arity_of(output, most=3), 1) if output is not None else 1,
-        on_error_arity=_on_error_arity(on_error),
+        on_error_arity=_on_error_arity(handler),
         retry=retry,
+        fallbacks=_alternatives(
+            fallbacks,
+            takes_item=workflow is None and _requires_item(fn),
+            into=into,
+            writes=writes,
+            timeout=timeout,
+            thread=thread,
+        )
+        if fallbacks
+        else (),
+        compensate=compensate,
+        compensate_arity=_compensate_arity(compensate),
+        limits=limits,
+        max_repeats=max_repeats,
     )
+
+
+def _compensate_arity(compensate: Callable[..., Any] | None) -> int:
+    if compensate is None:
+        return 1
+    arity = arity_of(compensate)
+    if arity < 1:
+        raise TypeError("compensate must take (output) or (output, state)")
+    return arity
+
+
+def _recovery(
+    on_error: Callable[..., Any] | str | None, into: str | None, routes: tuple[str, ...]
+) -> tuple[Callable[..., Any] | None, tuple[str, ...]]:
+    """``on_error`` as a handler: a step's name diverts there (and joins the routes); an escalation learns ``into``."""
+    if on_error is None or inspect.isfunction(on_error) or inspect.ismethod(on_error):
+        return on_error, routes
+    from podium.runtime._divert import Divert
+    from podium.runtime._escalate import Escalate
+
+    if isinstance(on_error, str):
+        on_error = Divert(on_error)
+    if isinstance(on_error, Divert):
+        return on_error, routes if on_error.to in routes else (*routes, on_error.to)
+    if isinstance(on_error, Escalate):
+        return on_error.for_step(into), routes
+    if not callable(on_error):
+        raise TypeError(f"on_error must be a handler, a step's name, divert(...) or escalate(...), not {on_error!r}")
+    return on_error, routes
+
+
+def _requires_item(fn: Any) -> bool:
+    """Whether ``fn`` has a second positional parameter without a default (so every call gives it an item)."""
+    positional = [
+        p
+        for p in inspect.signature(fn).parameters.values()
+        if p.kind in (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    ]
+    return len(positional) >= 2 and positional[1].default is inspect.Parameter.empty
+
+
+def _alternatives(fallbacks: Sequence[Any], *, takes_item: bool, **options: Any) -> tuple[Step, ...]:
+    """The step's fallbacks as steps of their own (the same options), checked against the step's signature."""
+    from podium.flow._workflow import Workflow
+
+    made = []
+    for fallback in fallbacks:
+        label = getattr(fallback, "__name__", None) or type(fallback).__name__
+        if isinstance(fallback, Workflow) or not callable(fallback):
+            raise TypeError(f"fallback {fallback!r} must be a callable or an agent, with the step's signature")
+        try:
+            alternative = make_step(
+                label, fallback, routes=(), max_iterations=None, on_error=None, input=None, output=None, **options
+            )
+        except (TypeError, ValueError) as exc:
+            raise type(exc)(f"fallback {label!r}: {exc}") from exc
+        if takes_item and not alternative.takes_item:
+            raise TypeError(
+                f"fallback {label!r} takes no item, but the step takes (state, item); give it that signature"
+            )
+        made.append(alternative)
+    return tuple(made)
 
 
 def _on_error_arity(on_error: Callable[..., Any] | None) -> int:

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from podium.runtime._handle import RunHandle
     from podium.runtime._limits import Limits
     from podium.runtime._result import RunResult
+    from podium.runtime._retry import RetryPolicy
     from podium.runtime._runner import Checkpoint, JournalOptions
 
 __all__ = ["StoreArg", "Workflow", "resolve_store"]
@@ -61,6 +62,7 @@ class Workflow(Generic[S]):
         input: str | Callable[[Any], Any] | None = None,
         limits: Limits | None,
         cancel_siblings: bool,
+        compensation_retry: RetryPolicy | None = None,
     ) -> None:
         self.name = name
         self.schema = schema
@@ -68,6 +70,7 @@ class Workflow(Generic[S]):
         self.topology = topology
         self.limits = limits
         self.cancel_siblings = cancel_siblings
+        self.compensation_retry = compensation_retry
         self._output = output
         self._input = input
 

@@ -18,7 +18,11 @@ from podium.journal._codec import decode, encode
 from podium.journal._events import (
     EVENTS,
     BreakerChanged,
+    Compensated,
+    CompensationFailed,
+    CompensationStarted,
     Event,
+    FallbackTaken,
     InterruptAnswered,
     InterruptAsked,
     ModelCalled,
@@ -32,6 +36,7 @@ from podium.journal._events import (
     StepFailed,
     TasksScheduled,
     ToolCalled,
+    ToolStarted,
 )
 from podium.journal._memory import MemoryStore
 from podium.journal._store import FINISHED, Entry, Question, RunInfo, RunState, Store, StoreStats
@@ -44,8 +49,12 @@ __all__ = [
     "EVENTS",
     "FINISHED",
     "BreakerChanged",
+    "Compensated",
+    "CompensationFailed",
+    "CompensationStarted",
     "Entry",
     "Event",
+    "FallbackTaken",
     "InterruptAnswered",
     "InterruptAsked",
     "MemoryStore",
@@ -66,6 +75,7 @@ __all__ = [
     "StoreStats",
     "TasksScheduled",
     "ToolCalled",
+    "ToolStarted",
     "decode",
     "default_store",
     "encode",

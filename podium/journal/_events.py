@@ -17,7 +17,11 @@ A run's journal reads, for example::
     model_called      an agent's call to a model: what it answered, the tokens and the cost (replay reads these)
     model_failed      an agent's call to a model that failed, and whether (and when) it is tried again
     breaker_changed   a model's circuit breaker opened, went half-open or closed
+    fallback_taken    a failed agent or step handed its task to the next of its fallbacks
+    tool_started      an agent is about to call a tool that is not idempotent, with its idempotency key
     tool_called       an agent's call to a tool: arguments and result, or why it was refused
+    compensation_started  the run failed or was cancelled after side effects; undoing them begins
+    compensated       one step's or tool call's compensation ran; compensation_failed: an attempt that failed
     run_finished      completed, failed, limited or cancelled, with the reason
 """
 
@@ -32,7 +36,11 @@ from pydantic import Field, TypeAdapter
 __all__ = [
     "EVENTS",
     "BreakerChanged",
+    "Compensated",
+    "CompensationFailed",
+    "CompensationStarted",
     "Event",
+    "FallbackTaken",
     "InterruptAnswered",
     "InterruptAsked",
     "ModelCalled",
@@ -46,6 +54,7 @@ __all__ = [
     "StepFailed",
     "TasksScheduled",
     "ToolCalled",
+    "ToolStarted",
 ]
 
 
@@ -203,8 +212,40 @@ class BreakerChanged:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class FallbackTaken:
+    """``failed`` (an agent, or a step's callable) failed for good; its task goes to ``to``, the next fallback."""
+
+    kind: Literal["fallback_taken"] = "fallback_taken"
+    task_id: str
+    step: str
+    failed: str
+    to: str
+    error_type: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ToolStarted:
+    """An agent is about to call a tool that is not idempotent. Journaled before the call: if no ``tool_called``
+    with the same ``key`` follows, the call was in flight when the run stopped, and may or may not have happened."""
+
+    kind: Literal["tool_started"] = "tool_started"
+    task_id: str
+    agent: str
+    tool: str
+    key: str
+    arguments: Any
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class ToolCalled:
-    """An agent called a tool (``refused``: the agent was not granted it, and the tool did not run)."""
+    """An agent called a tool (``refused``: the agent was not granted it, and the tool did not run).
+
+    ``key`` is the call's idempotency key: a later call with the same key in the same task (after a crash, or in a
+    retried attempt) gets this result instead of calling the tool again. ``resolved`` says how a call that was in
+    flight when the run stopped was settled: ``"redone"``, ``"reconciled"`` (the tool's reconcile hook) or
+    ``"person"`` (someone answered).
+    """
 
     kind: Literal["tool_called"] = "tool_called"
     task_id: str
@@ -215,6 +256,45 @@ class ToolCalled:
     result: Any = None
     error: str | None = None
     refused: bool = False
+    key: str | None = None
+    resolved: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CompensationStarted:
+    """The run failed or was cancelled after side effects that declare how to undo themselves; compensating them
+    begins. A resume after a crash from here on finishes compensating instead of running the workflow."""
+
+    kind: Literal["compensation_started"] = "compensation_started"
+    status: str
+    reason: str | None
+    error_type: str | None
+    state: Any
+    pending: list[str]
+    """What will be undone, in order: ``step <path>@<task id>`` or ``tool <name>@<key>``."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Compensated:
+    """One side effect was undone (``target``: a task id, or a tool call's key)."""
+
+    kind: Literal["compensated"] = "compensated"
+    target: str
+    name: str
+    attempt: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CompensationFailed:
+    """An attempt to undo a side effect failed; ``retry_in`` is None when no attempt is left (it needs a person)."""
+
+    kind: Literal["compensation_failed"] = "compensation_failed"
+    target: str
+    name: str
+    attempt: int
+    error_type: str
+    message: str
+    retry_in: float | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -243,7 +323,12 @@ Event: TypeAlias = Annotated[
     | ModelCalled
     | ModelFailed
     | BreakerChanged
+    | FallbackTaken
+    | ToolStarted
     | ToolCalled
+    | CompensationStarted
+    | Compensated
+    | CompensationFailed
     | RunFinished,
     Field(discriminator="kind"),
 ]

@@ -21,7 +21,8 @@ class TaskRecord:
         task_id: the task (``3.0``; ``2.0/1.1`` inside the sub-workflow of task ``2.0``).
         step: the step's path.
         status: ``scheduled`` (no result yet), ``waiting`` (asked a person), ``completed``, ``failed``,
-            ``recovering`` (failed, and ``on_error`` handled it) or ``recovered``.
+            ``recovering`` (failed, and ``on_error`` handled it), ``recovered``, ``undone`` (compensated after the run
+            failed) or ``undo failed``.
         agents: the agents that called a model in it.
         duration: seconds, once it finished.
         model_calls: calls to models; ``input_tokens``, ``output_tokens`` and ``cost_usd`` sum them.
@@ -109,6 +110,10 @@ def timeline(entries: Sequence[Entry]) -> list[TaskRecord]:
             task(event.task_id).tool_calls += 1
         elif event.kind == "interrupt_asked":
             task(event.task_id, event.step).status = "waiting"
+        elif event.kind == "compensated" and event.target in tasks:
+            tasks[event.target].status = "undone"
+        elif event.kind == "compensation_failed" and event.target in tasks and event.retry_in is None:
+            tasks[event.target].status = "undo failed"
     return list(tasks.values())
 
 

@@ -46,12 +46,18 @@ class StepContext:
     _record: Callable[[Any], Awaitable[None]] | None = field(default=None, repr=False)
     _token: Callable[[str, str], None] | None = field(default=None, repr=False)
     _usage: Callable[[str, Any], None] | None = field(default=None, repr=False)
-    _budget: Callable[[], None] | None = field(default=None, repr=False)
+    _budget: Callable[[str | None, Any], None] | None = field(default=None, repr=False)
+    _run: Any = field(default=None, repr=False)
+    """The run this step belongs to; its ``ledger`` holds tool results by idempotency key and effects to undo."""
+    _tool_calls: dict[str, int] | None = field(default=None, repr=False)
+    """Identical tool calls so far in this attempt, for their idempotency keys."""
 
-    def check_budget(self) -> None:
-        """Raise ``LimitReached`` if the run's token, cost or model-call budget is spent (before a model call)."""
+    def check_budget(self, agent: str | None = None, budget: Any = None) -> None:
+        """Raise ``LimitReached`` if a token, cost or model-call budget is spent (before a model call): the run's,
+        that of each sub-workflow invocation the step runs in, and, given ``agent``, the agent's (its own
+        :class:`~podium.Budget` ``budget`` and the run's ``Limits.agents`` entry for its name)."""
         if self._budget is not None:
-            self._budget()
+            self._budget(agent, budget)
 
     async def record(self, event: Any) -> None:
         """Journal an event from inside the step (an agent's model and tool calls); nothing without a journal."""

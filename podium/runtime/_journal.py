@@ -33,6 +33,7 @@ from podium.journal._events import (
 )
 from podium.journal._store import RunState, Store
 from podium.models._types import Usage
+from podium.runtime._ledger import Ledger
 
 if TYPE_CHECKING:
     from podium.flow._workflow import Workflow
@@ -86,6 +87,8 @@ class RunJournal:
         self.usage: dict[str, Usage] = {}
         self.model_calls = 0
         self.steps: list[str] | None = None
+        self.ledger = Ledger()
+        """Tool calls by idempotency key and the effects to undo, as the journal tells them."""
         self._later: list[Event] = []
 
     @classmethod
@@ -149,6 +152,13 @@ class RunJournal:
                 task_id="-",
             )
         if claim:
+            if journal.ledger.compensation is not None and journal.status is not None:
+                raise RunStateError(
+                    "its side effects were undone after it ended "
+                    f"{journal.ledger.compensation.status}; start a new run instead",
+                    run_id=run_id,
+                    status=info.status,
+                )
             await store.claim(run_id, journal.owner, lease_seconds=journal.lease_seconds, at=journal.clock())
             for entry in await store.read(run_id, after=entries[-1].seq if entries else 0):
                 journal._index(entry.event)  # written between our first read and the claim (an answer, say)
@@ -166,6 +176,7 @@ class RunJournal:
         return "its edges, routes, joins or step options differ"
 
     def _index(self, event: Event) -> None:
+        self.ledger.index(event)
         if isinstance(event, StepCompleted):
             self.completed[event.task_id] = event
         elif isinstance(event, InterruptAnswered):

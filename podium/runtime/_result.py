@@ -48,6 +48,9 @@ class RunResult(Generic[S]):
         finished_at: seconds since the epoch.
         waiting: for a waiting run, the ids of the questions it waits for.
         usage_by_agent: tokens and cost per agent; ``usage`` sums them.
+        compensated: for a failed or cancelled run, the side effects that were undone, newest first (step
+            paths, ``tool <name>`` for tool calls).
+        not_compensated: those whose compensation still failed after its retries: they need a person.
     """
 
     run_id: str
@@ -63,6 +66,8 @@ class RunResult(Generic[S]):
     finished_at: float = 0.0
     waiting: tuple[str, ...] = ()
     usage_by_agent: Mapping[str, Usage] = field(default_factory=dict)
+    compensated: tuple[str, ...] = ()
+    not_compensated: tuple[str, ...] = ()
 
     @property
     def usage(self) -> Usage:

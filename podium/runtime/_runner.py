@@ -19,6 +19,7 @@ from podium.observe._hooks import HookSet, emit
 from podium.runtime._journal import RunJournal
 from podium.runtime._limits import LimitReached, Limits
 from podium.runtime._result import RunResult, RunStatus
+from podium.runtime._saga import compensate, resumed_result
 from podium.runtime._scheduler import drive
 from podium.runtime._task import EndOfJournal, Run, Suspended, Task
 
@@ -107,7 +108,12 @@ async def execute(
         assert main is not None
         keeper = asyncio.get_running_loop().create_task(journal.keep_lease(main))
     try:
-        result = await _drive_to_end(run, workflow, state, restore)
+        started = run.journal.ledger.compensation if run.journal is not None else None
+        if started is None:
+            result = await _drive_to_end(run, workflow, state, restore)
+        else:  # the run was undoing its side effects when its process stopped: finish that, run nothing else
+            result = resumed_result(run, workflow, started)
+        result = await compensate(run, workflow, result)
     except asyncio.CancelledError:
         lost = keeper is not None and keeper.done() and not keeper.cancelled()
         await _stop(keeper)

@@ -26,6 +26,8 @@ from podium.journal._codec import decode, encode
 from podium.journal._events import Snapshot, TasksScheduled
 from podium.observe._hooks import emit
 from podium.runtime._limits import LimitReached, Limits
+from podium.runtime._progress import Progress, looping_steps
+from podium.runtime._scope import Scope
 from podium.runtime._task import Outcome, Run, Suspended, Task, run_parallel, run_task, short
 
 if TYPE_CHECKING:
@@ -46,16 +48,59 @@ async def drive(
     *,
     restore: Snapshot | None = None,
     observe: Observer | None = None,
+    limits: Limits | None = None,
 ) -> Any:
     """Run one workflow (the top one, or a sub-workflow inside a step) to its end; return its final state.
 
     Args:
         restore: a snapshot to continue from (top level only) instead of the workflow's start.
         observe: called after each superstep with its snapshot and tasks (time-travel reads this).
+        limits: a sub-workflow invocation's own limits (see :class:`~podium.Limits`), applied with the run's.
     """
+    if not scope and run.journal is not None:
+        await run.recount()  # a resume: what each agent spent before counts toward its budget
+    if limits is None or not _enforcing(run):
+        return await _drive(run, workflow, state, scope, id_prefix, restore, observe)
+    account = Scope(run, limits, scope[:-1], id_prefix, run.scope_of(id_prefix[:-1]))
+    if run.scopes is None:
+        run.scopes = {}
+    run.scopes[id_prefix] = account
+    try:
+        if limits.max_seconds is None:
+            return await _drive(run, workflow, state, scope, id_prefix, restore, observe)
+        deadline = asyncio.timeout(limits.max_seconds)
+        try:
+            async with deadline:
+                return await _drive(run, workflow, state, scope, id_prefix, restore, observe)
+        except TimeoutError:
+            if not deadline.expired():
+                raise
+            running = ", ".join(repr(p) for p in run.in_flight if p.startswith(scope)) or "none"
+            raise LimitReached(
+                "max_seconds",
+                f"{account.name} reached its max_seconds={limits.max_seconds:g}; steps still running: {running}",
+            ) from None
+    finally:
+        run.scopes.pop(id_prefix, None)
+
+
+async def _drive(
+    run: Run,
+    workflow: Workflow[Any],
+    state: Any,
+    scope: str,
+    id_prefix: str,
+    restore: Snapshot | None,
+    observe: Observer | None,
+) -> Any:
     topology = workflow.topology
     limits = run.limits
     journal = run.journal
+    account = run.scope_of(id_prefix)
+    max_iterations, max_repeats = _caps(limits, account)
+    loops = looping_steps(workflow) if _enforcing(run) else frozenset()
+    watched = loops and (max_repeats is not None or any(s.max_repeats is not None for s in workflow.steps.values()))
+    progress = Progress(max_repeats, loops) if watched else None
     if restore is not None:
         state = decode(restore.state)
         superstep = restore.superstep
@@ -81,11 +126,15 @@ async def drive(
                 "max_steps",
                 f"max_steps={limits.max_steps} reached: {run.steps_done} steps ran and {len(tasks)} more were due",
             )
+        if account is not None:
+            account.take_steps(len(tasks))
         for index, task in enumerate(tasks):
             task.task_id = f"{id_prefix}{superstep}.{index}"
             task.path = scope + task.step.name
             task.label = f"{task.path}@{task.task_id}" if task.has_item else task.path
-        _count_iterations(limits, tasks, iterations)
+        _count_iterations(max_iterations, tasks, iterations)
+        if progress is not None:
+            progress.check(tasks, state)
         # a lone task needs no schedule of its own: its step_completed (or step_failed) names it
         if (
             journal is not None
@@ -118,6 +167,8 @@ async def drive(
             run.state = state
         if failure is not None:
             raise failure
+        if progress is not None:
+            progress.ran(outcomes)
         ran = tasks
         tasks = await _next(run, workflow, outcomes, state, join_seen, scope, start=False)
         if not scope:
@@ -131,6 +182,27 @@ async def drive(
                 run_id=run.run_id, join=scope + join.target, waiting_for=tuple(sorted(join.sources - seen))
             )
     return state
+
+
+def _enforcing(run: Run) -> bool:
+    """Whether the run enforces its sub-workflows' limits and no-progress: not a replay that only reads a journal
+    (``history``), which goes as far as the journal does, however the run ended."""
+    return run.journal is None or run.journal.writable
+
+
+def _caps(limits: Limits, account: Scope | None) -> tuple[tuple[int, str] | None, int | None]:
+    """The ``max_iterations`` of steps that set none (and whose bound it is), and the default ``max_repeats``:
+    the run's, or the smaller of the run's and those of the sub-workflow scopes this invocation runs in."""
+    iterations = (limits.max_iterations, "") if limits.max_iterations is not None else None
+    repeats = limits.max_repeats
+    if account is not None:
+        scoped = account.max_iterations()
+        if scoped is not None and (iterations is None or scoped[0] < iterations[0]):
+            iterations = scoped
+        bound = account.max_repeats()
+        if bound is not None and (repeats is None or bound < repeats):
+            repeats = bound
+    return iterations, repeats
 
 
 def _step(run: Run, workflow: Workflow[Any], name: str, superstep: int) -> Step:
@@ -167,7 +239,7 @@ def _described(tasks: list[Task], *, ids: bool) -> list[dict[str, Any]]:
     return described
 
 
-def _count_iterations(limits: Limits, tasks: list[Task], iterations: dict[str, int]) -> None:
+def _count_iterations(default: tuple[int, str] | None, tasks: list[Task], iterations: dict[str, int]) -> None:
     counted: dict[str, int] = {}
     for task in tasks:
         name = task.step.name
@@ -175,9 +247,11 @@ def _count_iterations(limits: Limits, tasks: list[Task], iterations: dict[str, i
             task.iteration = counted[name]
             continue
         count = counted[name] = task.iteration = iterations.get(name, 0) + 1
-        cap = task.step.max_iterations if task.step.max_iterations is not None else limits.max_iterations
+        own = task.step.max_iterations
+        cap = own if own is not None else default[0] if default is not None else None
         if cap is not None and count > cap:
-            raise LimitReached("max_iterations", f"step {task.path!r} reached its max_iterations={cap}")
+            whose = f" (the bound of {default[1]})" if own is None and default is not None and default[1] else ""
+            raise LimitReached("max_iterations", f"step {task.path!r} reached its max_iterations={cap}{whose}")
         iterations[name] = count
 
 
@@ -203,24 +277,25 @@ async def _next(
     steps = workflow.steps
     tasks: list[Task] = []
     plain: set[str] = set()
-    sources: list[tuple[str, str, Sequence[str | Send], list[Any] | None]] = (
-        [("__start__", "", (), None)]
+    sources: list[tuple[str, str, Sequence[str | Send], list[Any] | None, bool]] = (
+        [("__start__", "", (), None, False)]
         if start
-        else [(o.task.step.name, o.task.task_id, o.goto, o.events) for o in outcomes if not o.cancelled]
+        else [(o.task.step.name, o.task.task_id, o.goto, o.events, o.diverted) for o in outcomes if not o.cancelled]
     )
-    for name, task_id, goto, events in sources:
+    for name, task_id, goto, events, diverted in sources:
         chosen: list[str | Send] = list(goto)
-        chosen.extend(topology.edges.get(name, ()))
-        route = topology.routes.get(name)
-        if route is not None:
-            chosen.extend(_evaluate_route(run, route, state, scope + name))
-        for index in topology.joins_of.get(name, ()):
-            seen = join_seen[index]
-            seen.add(name)
-            join = topology.joins[index]
-            if seen >= join.sources:
-                seen.clear()
-                chosen.append(join.target)
+        if not diverted:  # a failure that on_error sent elsewhere does not go the step's own way
+            chosen.extend(topology.edges.get(name, ()))
+            route = topology.routes.get(name)
+            if route is not None:
+                chosen.extend(_evaluate_route(run, route, state, scope + name))
+            for index in topology.joins_of.get(name, ()):
+                seen = join_seen[index]
+                seen.add(name)
+                join = topology.joins[index]
+                if seen >= join.sources:
+                    seen.clear()
+                    chosen.append(join.target)
         for event in events or ():
             subscribers = {s: None for t, s in topology.subscriptions if isinstance(event, t)}
             chosen.extend(Send(subscriber, event) for subscriber in subscribers)  # once per step and event

@@ -27,12 +27,17 @@ from podium.errors import (
 from podium.flow._state import short
 from podium.flow._step import END, Command, Send, Step
 from podium.journal._codec import decode, encode
-from podium.journal._events import InterruptAsked, StepCompleted, StepFailed
+from podium.journal._events import Event, InterruptAsked, StepCompleted, StepFailed
 from podium.models._types import Usage
 from podium.observe._hooks import HookSet, emit
 from podium.runtime._context import StepContext, _current
+from podium.runtime._divert import Diverted
+from podium.runtime._escalate import Aborted
+from podium.runtime._fallback import Switched, fall_back
 from podium.runtime._interrupt import Interrupted
-from podium.runtime._limits import LimitReached, Limits
+from podium.runtime._ledger import Effect, Ledger
+from podium.runtime._limits import Budget, LimitReached, Limits
+from podium.runtime._scope import Scope, check_spent, has_model_budget
 from podium.runtime._threads import run_in_thread
 
 if TYPE_CHECKING:
@@ -47,6 +52,8 @@ class Run:
     """What a run's top-level workflow and its sub-workflows share while it executes."""
 
     __slots__ = (
+        "_ledger",
+        "agent_calls",
         "clock",
         "handle",
         "hooks",
@@ -55,6 +62,8 @@ class Run:
         "limits",
         "model_calls",
         "run_id",
+        "scopes",
+        "spent_before",
         "state",
         "steps_done",
         "usage",
@@ -80,30 +89,89 @@ class Run:
         self.usage: dict[str, Usage] = dict(journal.usage) if journal is not None else {}
         self.model_calls = journal.model_calls if journal is not None else 0
         """Model usage by agent: what the journal recorded before (all attempts cost money), then this run's."""
+        self.agent_calls: dict[str, int] = {}
+        """Model calls by agent (on a resume, :meth:`recount` adds those the journal recorded before)."""
+        self.scopes: dict[str, Scope] | None = None
+        """The sub-workflow invocations running with limits of their own, by task-id prefix (``"3.1/"``)."""
+        self.spent_before: Sequence[tuple[str, str, Usage]] = ()
+        """On a resume, each model call the journal recorded before: task id, agent, usage (for scopes)."""
+        self._ledger: Ledger | None = None
+
+    @property
+    def ledger(self) -> Ledger:
+        """Tool results by idempotency key and the effects to undo: the journal's, or made when first needed."""
+        if self._ledger is None:
+            self._ledger = self.journal.ledger if self.journal is not None else Ledger()
+        return self._ledger
 
     def add_usage(self, agent: str, usage: Usage) -> None:
+        """Count a model call in the run's totals and the agent's."""
         self.usage[agent] = self.usage.get(agent, Usage()) + usage
         self.model_calls += 1
+        self.agent_calls[agent] = self.agent_calls.get(agent, 0) + 1
 
-    def check_budget(self) -> None:
-        """Raise :class:`LimitReached` if the run's model budget is spent (called before each model call)."""
+    def check_budget(self, agent: str | None = None, budget: Budget | None = None) -> None:
+        """Raise :class:`LimitReached` if the run's model budget is spent, or ``agent``'s: its own ``budget`` or
+        the run's ``Limits.agents`` entry for it (called before each model call)."""
         limits = self.limits
-        if limits.max_tokens is None and limits.max_cost_usd is None and limits.max_model_calls is None:
+        if has_model_budget(limits):
+            check_spent(limits, sum(self.usage.values(), Usage()), self.model_calls)
+        if agent is None:
             return
-        spent = sum(self.usage.values(), Usage())
-        tokens = spent.input_tokens + spent.output_tokens
-        if limits.max_model_calls is not None and self.model_calls >= limits.max_model_calls:
-            raise LimitReached("max_model_calls", f"max_model_calls={limits.max_model_calls} reached")
-        if limits.max_tokens is not None and tokens >= limits.max_tokens:
-            raise LimitReached("max_tokens", f"max_tokens={limits.max_tokens} reached: {tokens} tokens used")
-        if limits.max_cost_usd is not None and spent.cost_usd >= limits.max_cost_usd:
-            raise LimitReached(
-                "max_cost_usd", f"max_cost_usd={limits.max_cost_usd:g} reached: ${spent.cost_usd:.4f} spent"
-            )
+        named = limits.agents.get(agent) if limits.agents else None
+        if budget is None and named is None:
+            return
+        spent, calls = self.usage.get(agent, Usage()), self.agent_calls.get(agent, 0)
+        for bound in (budget, named):
+            if bound is not None:
+                check_spent(bound, spent, calls, f"agent {agent!r}")
+
+    def scope_of(self, task_id: str) -> Scope | None:
+        """The innermost sub-workflow scope a task (or, given ``"3.1/"``, an invocation) runs in, if any."""
+        scopes = self.scopes
+        if not scopes:
+            return None
+        end = task_id.rfind("/")
+        while end >= 0:
+            found = scopes.get(task_id[: end + 1])
+            if found is not None:
+                return found
+            end = task_id.rfind("/", 0, end)
+        return None
+
+    def usage_sink(self, task_id: str) -> Callable[[str, Usage], None]:
+        """Where a task's model usage goes: the run, or the innermost scope it runs in (which passes it on)."""
+        scope = self.scope_of(task_id)
+        return self.add_usage if scope is None else scope.add_usage
+
+    def budget_check(self, task_id: str) -> Callable[[str | None, Budget | None], None]:
+        """What checks a task's model budgets: the run's check, or the innermost scope's (which checks the run's)."""
+        scope = self.scope_of(task_id)
+        return self.check_budget if scope is None else scope.check_budget
+
+    async def recount(self) -> None:
+        """On a resume, count each agent's model calls (and each task's, for scopes) the journal recorded before.
+
+        The journal's index keeps usage by agent, not calls by agent nor usage by task, so they are read here,
+        once, before anything runs again; a run that never called a model skips it.
+        """
+        from podium.journal._events import ModelCalled
+
+        journal = self.journal
+        if journal is None or not journal.writable or not journal.model_calls or self.spent_before:
+            return
+        spent = []
+        for entry in await journal.store.read(self.run_id):
+            event = entry.event
+            if isinstance(event, ModelCalled):
+                tokens = {"input_tokens": event.input_tokens, "output_tokens": event.output_tokens}
+                spent.append((event.task_id, event.agent, Usage(**tokens, cost_usd=event.cost_usd)))
+                self.agent_calls[event.agent] = self.agent_calls.get(event.agent, 0) + 1
+        self.spent_before = spent
 
 
 class Task:
-    __slots__ = ("has_item", "item", "iteration", "label", "path", "step", "task_id")
+    __slots__ = ("fallback", "has_item", "item", "iteration", "label", "path", "step", "task_id")
 
     def __init__(self, step: Step, item: Any, has_item: bool) -> None:
         self.iteration = 1
@@ -113,10 +181,12 @@ class Task:
         self.task_id = ""
         self.path = ""
         self.label = ""
+        self.fallback: Switched | None = None
+        """Which of the step's fallbacks runs, once the step itself has failed for good."""
 
 
 class Outcome:
-    __slots__ = ("cancelled", "error", "events", "goto", "handled", "task", "update", "waiting")
+    __slots__ = ("cancelled", "diverted", "error", "events", "goto", "handled", "task", "update", "waiting")
 
     def __init__(self, task: Task) -> None:
         self.task = task
@@ -128,6 +198,8 @@ class Outcome:
         self.cancelled = False
         self.waiting: Sequence[str] = ()
         """Questions (ids) this task waits for: its own, or those of a sub-workflow it runs."""
+        self.diverted = False
+        """``on_error`` chose where to go: the ``goto`` replaces the step's own edges, route and joins."""
 
 
 class Suspended(BaseException):
@@ -225,11 +297,16 @@ async def run_task(run: Run, task: Task, state: Any) -> Outcome:
             break
         await asyncio.sleep(retry_in)
         ctx.attempt += 1
+        ctx._tool_calls = None  # a retried attempt's tool calls get the first attempt's keys again
     # a cancelled task stays in in_flight: the run is ending, and its reason names what was running
     run.in_flight.pop(task.label, None)
     outcome.events = ctx._events
     if journal is not None and not outcome.waiting:
         await _record(run, outcome, ctx)
+    if task.step.compensate is not None and outcome.error is None and not outcome.waiting:
+        update = outcome.update or {}
+        output = update.get(task.step.into) if task.step.into is not None else dict(update)
+        run.ledger.effects.append(Effect("step", task.task_id, task.path, output, False))
     hooks = run.hooks
     if outcome.error is not None:
         if hooks.on_step_fail:
@@ -264,8 +341,9 @@ def _context(run: Run, task: Task) -> StepContext:
         iteration=task.iteration,
         started_at=run.clock(),
     )
-    ctx._usage = run.add_usage
-    ctx._budget = run.check_budget
+    ctx._run = run
+    ctx._usage = run.usage_sink(task.task_id)
+    ctx._budget = run.budget_check(task.task_id)
     journal = run.journal
     if journal is not None:
         ctx._answers = journal.answers
@@ -277,8 +355,14 @@ def _context(run: Run, task: Task) -> StepContext:
 
 
 async def _attempt(run: Run, task: Task, state: Any, ctx: StepContext) -> tuple[Outcome, float | None]:
-    """One attempt at the task: its outcome, and the seconds to wait before the next attempt if there is one."""
+    """One attempt at the task: its outcome, and the seconds to wait before the next attempt if there is one.
+
+    A failure is retried as the step's policy says; then (once per failure) each of the step's fallbacks takes
+    over, with the policy's attempts of its own; then ``on_error`` recovers it, if the step has one.
+    """
     step = task.step
+    switched = task.fallback
+    runner = step if switched is None else step.fallbacks[switched.index]
     outcome = Outcome(task)
     if run.hooks.on_step_start:
         await emit(
@@ -291,9 +375,11 @@ async def _attempt(run: Run, task: Task, state: Any, ctx: StepContext) -> tuple[
         )
     run.in_flight[task.label] = None
     retry_in = None
+    taken: Event | None = None
+    question = None
     token = _current.set(ctx)
     try:
-        result = await _call(run, task, state)
+        result = await _call(run, task, state, runner)
         _normalize(outcome, result, run.run_id)
     except (asyncio.CancelledError, LimitReached, JournalError):
         raise  # a journal that cannot go on (lost lease, mismatch, failing store) is not this step's failure
@@ -304,24 +390,32 @@ async def _attempt(run: Run, task: Task, state: Any, ctx: StepContext) -> tuple[
         outcome.waiting = signal.waiting
     except Exception as exc:
         outcome.error = _as_step_error(exc, run.run_id, task, ctx.attempt)
-        if step.retry is not None and step.retry.retries(exc, ctx.attempt):
-            retry_in = step.retry.delay(ctx.attempt, task.task_id, exc)
-        elif step.on_error is not None:
-            await _recover(outcome, state)
+        tries = ctx.attempt if switched is None else ctx.attempt - switched.since + 1  # of this callable
+        if step.retry is not None and step.retry.retries(exc, tries):
+            retry_in = step.retry.delay(tries, task.task_id, exc)
+        else:
+            if step.fallbacks:
+                taken = fall_back(task, outcome, runner.name, ctx.attempt)
+                retry_in = 0.0 if taken is not None else None
+            if taken is None and step.on_error is not None:
+                question = await _recover(outcome, state)
     finally:
         _current.reset(token)
     if retry_in is not None:
-        await _retrying(run, outcome, ctx.attempt, retry_in)
+        await _retrying(run, outcome, ctx.attempt, retry_in, taken)
+    elif question is not None:
+        await _escalating(run, outcome, ctx.attempt, question)
     return outcome, retry_in
 
 
-async def _retrying(run: Run, outcome: Outcome, attempt: int, retry_in: float) -> None:
-    """Journal and report a failed attempt that will be tried again."""
+async def _retrying(run: Run, outcome: Outcome, attempt: int, retry_in: float, taken: Event | None = None) -> None:
+    """Journal and report a failed attempt that will be tried again (by a fallback, when ``taken`` says so)."""
     task = outcome.task
     error = outcome.error
     assert error is not None
     if run.journal is not None and run.journal.writable:
-        await run.journal.write(_failed(task, error, attempt, handled=False, retry_in=retry_in))
+        failed = _failed(task, error, attempt, handled=False, retry_in=retry_in)
+        await (run.journal.write(failed, taken) if taken is not None else run.journal.write(failed))
     if run.hooks.on_step_fail:
         await emit(
             run.hooks.on_step_fail,
@@ -331,6 +425,27 @@ async def _retrying(run: Run, outcome: Outcome, attempt: int, retry_in: float) -
             attempt=attempt,
             error=error,
             handled=False,
+        )
+
+
+async def _escalating(run: Run, outcome: Outcome, attempt: int, question: InterruptAsked) -> None:
+    """Journal a failure that ``on_error`` turned into a question (then the question); the task waits for it."""
+    task = outcome.task
+    error = outcome.error
+    assert error is not None
+    outcome.error = None  # the task waits; its failure is the question's now
+    if run.journal is not None and run.journal.writable:
+        await run.journal.write(_failed(task, error, attempt, handled=True))
+    await _ask(run, question)
+    if run.hooks.on_step_fail:
+        await emit(
+            run.hooks.on_step_fail,
+            run_id=run.run_id,
+            step=task.path,
+            task_id=task.task_id,
+            attempt=attempt,
+            error=error,
+            handled=True,
         )
 
 
@@ -348,26 +463,49 @@ def _token_hook(run: Run, path: str) -> Callable[[str, str], None]:
     return on_token
 
 
-async def _recover(outcome: Outcome, state: Any) -> None:
-    """Let the step's ``on_error`` turn the failure into an update."""
+async def _recover(outcome: Outcome, state: Any) -> InterruptAsked | None:
+    """Let the step's ``on_error`` turn the failure into an update, another path, or a question to a person.
+
+    Returns the question when the handler asked one that has no answer yet: the task then waits for it.
+    """
     task = outcome.task
     step = task.step
+    error = outcome.error
     assert step.on_error is not None
-    assert outcome.error is not None
+    assert error is not None
     try:
-        recovered = step.on_error(*(state, outcome.error, task.item)[: step.on_error_arity])
+        recovered = step.on_error(*(state, error, task.item)[: step.on_error_arity])
         if inspect.isawaitable(recovered):
             recovered = await recovered
         outcome.goto, outcome.update = (), None  # nothing of the failed output survives
-        _normalize(outcome, recovered, outcome.error.run_id)
+        if isinstance(recovered, Diverted):
+            outcome.update, outcome.goto = recovered.update, tuple(recovered.goto)
+        else:
+            _normalize(outcome, recovered, error.run_id)
         outcome.handled = True
+        outcome.diverted = bool(outcome.goto)
+    except Interrupted as signal:  # the handler asked a person (escalate): the run waits, it is not a failure
+        outcome.goto, outcome.update = (), None
+        outcome.waiting = (signal.question.interrupt_id,)
+        return signal.question
+    except Aborted as abort:
+        cause = error.__cause__ or error
+        note = f" ({abort.comment})" if abort.comment else ""
+        outcome.error = StepFailedError(
+            f"a person chose to abort it{note} after it failed with {type(cause).__name__}: {cause}",
+            run_id=error.run_id,
+            step=task.path,
+            attempt=error.attempt,
+        )
+        outcome.error.__cause__ = cause
     except Exception as handler_exc:
         outcome.error = StepFailedError(
             f"its on_error handler raised {type(handler_exc).__name__}: {handler_exc}",
-            run_id=outcome.error.run_id,
+            run_id=error.run_id,
             step=task.path,
         )
         outcome.error.__cause__ = handler_exc
+    return None
 
 
 async def _ask(run: Run, question: InterruptAsked) -> None:
@@ -438,11 +576,12 @@ def _replayed(run: Run, task: Task, recorded: StepCompleted) -> Outcome:
     outcome.update = {k: decode(v) for k, v in recorded.update.items()} if recorded.update else None
     outcome.goto = tuple(decode(recorded.goto))
     outcome.events = decode(recorded.emitted) or None
+    outcome.diverted = recorded.recovered is not None and bool(recorded.goto)
     return outcome
 
 
-async def _call(run: Run, task: Task, state: Any) -> Any:
-    step = task.step
+async def _call(run: Run, task: Task, state: Any, step: Step) -> Any:
+    """Call ``step`` (the task's step, or one of its fallbacks) with the task's state and item."""
     call: Awaitable[Any]
     if step.workflow is not None:
         call = _call_workflow(run, task, state)
@@ -495,7 +634,8 @@ async def _call_workflow(run: Run, task: Task, state: Any) -> Any:
     else:
         child_input = child.schema.project(state)
     child_state = child.state_of(child_input)
-    final = await drive(run, child, child_state, task.path + "/", task.task_id + "/")
+    limits = step.limits if step.limits is not None else child.limits  # the invocation's own, with the run's
+    final = await drive(run, child, child_state, task.path + "/", task.task_id + "/", limits=limits)
     if step.output is None:
         return child.output_of(final)
     return step.output(*(final, state, task.item)[: step.output_arity])

@@ -19,6 +19,7 @@ from podium.flow._graph import Graph
 from podium.flow._reducers import append
 from podium.flow._step import StepSpec, arity_of, is_async_callable
 from podium.flow._workflow import Workflow
+from podium.runtime._progress import progress_key
 
 __all__ = ["Conversation", "StepLike", "Turn", "add_member", "describe_failure", "name_of"]
 
@@ -39,6 +40,10 @@ class Turn(BaseModel):
     about: Any = None
     """What the turn answers, when it answers an item: a subtask, an instruction, the candidates of a tie."""
 
+    def __progress__(self) -> dict[str, Any]:
+        """What the turn says, for no-progress detection (``Limits.max_repeats``): all but its round."""
+        return {"speaker": self.speaker, "kind": self.kind, "content": self.content, "about": self.about}
+
 
 class Conversation(BaseModel):
     """The state of the team patterns.
@@ -54,6 +59,12 @@ class Conversation(BaseModel):
     turns: Annotated[list[Turn], append] = []
     round: int = 0
     result: Any = None
+
+    def __progress__(self) -> dict[str, Any]:
+        """What counts as progress (``Limits.max_repeats``): the task, the result, and each distinct turn once (a
+        turn that repeats one said before adds nothing), not the round: a counter moves whatever happens."""
+        said = {progress_key(turn): turn.__progress__() for turn in self.turns}
+        return {"task": self.task, "said": list(said.values()), "result": self.result}
 
     def by(self, speaker: str) -> list[Turn]:
         """The turns of one speaker."""
@@ -105,6 +116,7 @@ def add_member(
     if isinstance(member, StepSpec):
         options = {**member.options, **options}
         member = member.fn
+    _adapt_recovery(options, turn)
     if isinstance(member, Workflow):
         child = member
 
@@ -117,6 +129,18 @@ def add_member(
         graph.add(child, name=name, input=child_input, output=child_output, **options)
         return
     graph.add(_adapt(member, turn), name=name, **options)
+
+
+def _adapt_recovery(options: dict[str, Any], turn: Callable[[Any, Any, Any], Any]) -> None:
+    """A member's fallbacks answer like the member (their answers become turns too), and so does a person it
+    escalates to."""
+    from podium.runtime._escalate import Escalate
+
+    if options.get("fallbacks"):
+        options["fallbacks"] = [_adapt(fallback, turn) for fallback in options["fallbacks"]]
+    handler = options.get("on_error")
+    if isinstance(handler, Escalate) and handler.answer is None:
+        options["on_error"] = handler.answered_by(turn)
 
 
 def _adapt(fn: Callable[..., Any], turn: Callable[[Any, Any, Any], Any]) -> Callable[..., Any]:
