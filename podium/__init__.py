@@ -37,30 +37,10 @@ from podium.flow._graph import Graph
 from podium.flow._reducers import Reducer
 from podium.flow._step import END, START, Command, Send, StepSpec, step
 from podium.flow._workflow import Workflow
-from podium.flow.patterns import (
-    Conversation,
-    Done,
-    Handoff,
-    StepLike,
-    Tally,
-    Turn,
-    debate,
-    event_driven,
-    handoff,
-    hierarchical,
-    loop,
-    parallel,
-    planner,
-    sequential,
-    supervisor,
-    vote,
-)
 from podium.journal import MemoryStore, Question, RunInfo, Store, open_store
 from podium.models._types import Model, Usage
 from podium.observe._hooks import Hooks
 from podium.runtime._context import StepContext, context
-from podium.runtime._divert import Failure, divert
-from podium.runtime._escalate import Escalation, escalate
 from podium.runtime._handle import RunHandle
 from podium.runtime._interrupt import Approval, answer, approve, ask
 from podium.runtime._limits import Budget, LimitReached, Limits
@@ -72,13 +52,54 @@ from podium.runtime._worker import Worker
 if TYPE_CHECKING:
     from podium.agents._agent import Agent
     from podium.agents._tool import Tool, tool
+    from podium.flow.patterns import (
+        Conversation,
+        Done,
+        Handoff,
+        StepLike,
+        Tally,
+        Turn,
+        debate,
+        event_driven,
+        handoff,
+        hierarchical,
+        loop,
+        parallel,
+        planner,
+        sequential,
+        supervisor,
+        vote,
+    )
     from podium.journal._sqlite import SQLiteStore
     from podium.models import TestModel, use_model
+    from podium.runtime._divert import Failure, divert
+    from podium.runtime._escalate import Escalation, escalate
 
 __version__ = "0.1.0"
 
-# Agents (YAML, their own models) load on first use: a process that only runs workflows does not pay for them.
+# Agents, patterns (their pydantic state types) and failure handlers load on first use: a process that only runs
+# its own graphs does not pay for them (W3 measures exactly that).
 _LAZY = {
+    "Conversation": "podium.flow.patterns",
+    "Done": "podium.flow.patterns",
+    "Handoff": "podium.flow.patterns",
+    "StepLike": "podium.flow.patterns",
+    "Tally": "podium.flow.patterns",
+    "Turn": "podium.flow.patterns",
+    "debate": "podium.flow.patterns",
+    "event_driven": "podium.flow.patterns",
+    "handoff": "podium.flow.patterns",
+    "hierarchical": "podium.flow.patterns",
+    "loop": "podium.flow.patterns",
+    "parallel": "podium.flow.patterns",
+    "planner": "podium.flow.patterns",
+    "sequential": "podium.flow.patterns",
+    "supervisor": "podium.flow.patterns",
+    "vote": "podium.flow.patterns",
+    "Failure": "podium.runtime._divert",
+    "divert": "podium.runtime._divert",
+    "Escalation": "podium.runtime._escalate",
+    "escalate": "podium.runtime._escalate",
     "Agent": "podium.agents._agent",
     "Tool": "podium.agents._tool",
     "tool": "podium.agents._tool",

@@ -318,39 +318,50 @@ class Agent:
         error: ModelError | None = None
         for model in (primary, *(resolve_model(m) for m in self._models)):
             breaker = breaker_for(model.name)
-            if not breaker.allows():
+            admitted = breaker.admit()
+            if admitted is None:
                 error = ModelTransientError("its circuit breaker is open; not called", model=model.name)
                 await self._failed(ctx, model, index, 0, error, None)
                 continue
             try:
-                return model, await self._attempts(model, request, index, ctx, breaker)
+                return model, await self._attempts(model, request, index, ctx, breaker, admitted == "trial")
             except ModelError as exc:
                 error = exc
         assert error is not None
         raise error
 
     async def _attempts(
-        self, model: Model, request: ModelRequest, index: int, ctx: Any, breaker: CircuitBreaker
+        self, model: Model, request: ModelRequest, index: int, ctx: Any, breaker: CircuitBreaker, trial: bool
     ) -> ModelResponse:
-        """Call the model, trying again as the retry policy says; journal each failed attempt."""
+        """Call the model, trying again as the retry policy says; journal each failed attempt.
+
+        ``trial``: this call is the one a half-open breaker lets through; whatever ends it, the breaker hears.
+        """
         attempt = 1
-        while True:
-            try:
-                response = await model.complete(request)
-            except ModelError as exc:
-                if exc.transient:
-                    await self._breaker_changed(ctx, breaker, breaker.failed(), str(exc))
-                again = breaker.state != "open" and self.retry is not None and self.retry.retries(exc, attempt)
-                key = f"{ctx.task_id if ctx is not None else self.name}/{index}"
-                retry_in = self.retry.delay(attempt, key, exc) if again and self.retry is not None else None
-                await self._failed(ctx, model, index, attempt, exc, retry_in)
-                if retry_in is None:
-                    raise
-            else:
-                await self._breaker_changed(ctx, breaker, breaker.succeeded(), "a call succeeded")
-                return response
-            await asyncio.sleep(retry_in)
-            attempt += 1
+        try:
+            while True:
+                try:
+                    response = await model.complete(request)
+                except ModelError as exc:
+                    if exc.transient:
+                        await self._breaker_changed(ctx, breaker, breaker.failed(), str(exc))
+                        trial = False  # the breaker has its verdict
+                    again = breaker.state != "open" and self.retry is not None and self.retry.retries(exc, attempt)
+                    key = f"{ctx.task_id if ctx is not None else self.name}/{index}"
+                    retry_in = self.retry.delay(attempt, key, exc) if again and self.retry is not None else None
+                    await self._failed(ctx, model, index, attempt, exc, retry_in)
+                    if retry_in is None:
+                        raise
+                else:
+                    changed = breaker.succeeded(trial=trial)
+                    trial = False
+                    await self._breaker_changed(ctx, breaker, changed, "a call succeeded")
+                    return response
+                await asyncio.sleep(retry_in)
+                attempt += 1
+        finally:
+            if trial:  # a permanent error or a cancellation: no verdict on the endpoint's health
+                breaker.release()
 
     async def _failed(
         self, ctx: Any, model: Model, index: int, attempt: int, exc: ModelError, retry_in: float | None

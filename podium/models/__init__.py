@@ -77,8 +77,16 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module 'podium.models' has no attribute {name!r}")
 
 
+_REMOTE: dict[tuple[str | None, ...], Model] = {}
+"""Models of remote providers by spec (and the environment they were made with): one HTTP client and connection
+pool per endpoint for the process, however many tasks name it by its spec."""
+
+
 def resolve_model(spec: str | Model) -> Model:
     """The model a spec names (see the module docstring); a :class:`Model` is returned as it is.
+
+    A remote provider's model is made once per spec and shared (its HTTP client keeps its connections, per event
+    loop); ``test`` and ``local`` give a fresh object each time (a ``TestModel`` counts its own calls).
 
     Raises:
         ConfigError: the spec names no model podium knows, or its extra is not installed.
@@ -91,6 +99,14 @@ def resolve_model(spec: str | Model) -> Model:
         from podium.models._local import LocalModel
 
         return LocalModel()
+    key = (spec, *(os.environ.get(v) for v in ("OPENAI_BASE_URL", "OPENAI_API_KEY", "ANTHROPIC_API_KEY")))
+    model = _REMOTE.get(key)
+    if model is None:
+        model = _REMOTE[key] = _remote(spec)
+    return model
+
+
+def _remote(spec: str) -> Model:
     if spec.startswith(("http://", "https://")):
         from podium.models._openai import OpenAICompatible
 

@@ -38,33 +38,56 @@ class CircuitBreaker:
 
     def allows(self, now: float | None = None) -> bool:
         """Whether a call may go through now (an open breaker past ``reset_after`` lets one trial through)."""
+        return self.admit(now) is not None
+
+    def admit(self, now: float | None = None) -> Literal["call", "trial"] | None:
+        """Let a call through (``"trial"`` when it is the one a half-open breaker tests), or None when open.
+
+        Whoever is given the trial must report how it ended: :meth:`succeeded` or :meth:`failed` with
+        ``trial=True``, or :meth:`release` when it ended without a verdict (a permanent error, a cancellation), so
+        that the next call becomes the trial instead of the endpoint being refused for good.
+        """
         if self.state == "closed":
-            return True
+            return "call"
         now = time.monotonic() if now is None else now
         if self.state == "open" and now - self.opened_at >= self.reset_after:
             self.state = "half-open"
             self._trial = False
         if self.state == "half-open" and not self._trial:
             self._trial = True
-            return True
-        return False
+            return "trial"
+        return None
 
-    def succeeded(self) -> State | None:
-        """Record a success; returns the new state if it changed."""
-        self.failures = 0
-        if self.state != "closed":
+    def succeeded(self, *, trial: bool = True) -> State | None:
+        """Record a success; returns the new state if it changed.
+
+        Only the trial closes a breaker that is not closed: a call let through before the breaker opened that
+        succeeds afterwards says nothing about the endpoint now, and must not cut the wait short.
+        """
+        if self.state == "closed":
+            self.failures = 0
+            return None
+        if trial and self.state == "half-open":
             self.state = "closed"
+            self.failures = 0
             return "closed"
         return None
 
     def failed(self, now: float | None = None) -> State | None:
         """Record a transient failure; returns the new state if it changed."""
+        if self.state == "open":
+            return None  # a call from before it opened: the wait is already running
         self.failures += 1
-        if self.state == "half-open" or (self.state == "closed" and self.failures >= self.failure_threshold):
+        if self.state == "half-open" or self.failures >= self.failure_threshold:
             self.state = "open"
             self.opened_at = time.monotonic() if now is None else now
             return "open"
         return None
+
+    def release(self) -> None:
+        """The trial ended without a verdict: let the next call be the trial."""
+        if self.state == "half-open":
+            self._trial = False
 
 
 _breakers: dict[str, CircuitBreaker] = {}

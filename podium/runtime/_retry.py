@@ -24,7 +24,8 @@ class RetryPolicy:
         max_attempts: attempts in all, the first included (1: never retry).
         initial_interval: seconds before the second attempt.
         backoff: each further wait is this many times the one before.
-        max_interval: the longest wait.
+        max_interval: the longest wait. A server asking (``Retry-After``) for a longer one is not retried: the
+            failure goes on to the fallbacks, or fails the call, rather than stalling the run.
         jitter: up to this fraction of a wait is added or taken away, so that many runs failing together do not
             retry together. It is derived from the task and the attempt, so a replay waits the same.
         retry_on: further exception types to treat as transient (a flaky API of your own, say).
@@ -51,6 +52,9 @@ class RetryPolicy:
         """Whether a failure of attempt number ``attempt`` (from 1) is to be tried again."""
         if attempt >= self.max_attempts or _matches(error, self.non_retryable):
             return False
+        asked = retry_after(error)
+        if asked is not None and asked > self.max_interval:
+            return False  # the server wants a longer pause than this policy waits: let a fallback take over
         return is_transient(error) or _matches(error, self.retry_on)
 
     def delay(self, attempt: int, key: str, error: BaseException | None = None) -> float:

@@ -39,7 +39,7 @@ from tests.faults.answers import Chat, schema_answer
 from tests.faults.conftest import Models, Servers
 from tests.faults.workflows import CLASSIFIED, always_a_tool_call, outcome, race, root_cause
 
-FAST = RetryPolicy(max_attempts=2, initial_interval=0.001, backoff=2.0, max_interval=0.01, jitter=0.1)
+FAST = RetryPolicy(max_attempts=2, initial_interval=0.001, backoff=2.0, max_interval=0.05, jitter=0.1)
 FOREVER = 200
 """Scripted answers enough for any run below: the scripts never run out before a limit ends the run."""
 

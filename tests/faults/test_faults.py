@@ -21,7 +21,7 @@ from tests.faults.plan import Fault, observed
 from tests.faults.server import FlakyServer
 from tests.faults.workflows import SHAPES, Audit, Crew, Job, Summary, agent_step, audit, outcome, run_all
 
-FAST = RetryPolicy(max_attempts=2, initial_interval=0.001, backoff=2.0, max_interval=0.01, jitter=0.1)
+FAST = RetryPolicy(max_attempts=2, initial_interval=0.001, backoff=2.0, max_interval=0.05, jitter=0.1)
 """Short waits, so that the suite is quick; two attempts, so that some calls fail for good."""
 CLASSIFIED_NAMES = {"ModelTransientError", "ModelPermanentError", "AgentOutputError", "AgentError"}
 
@@ -240,11 +240,6 @@ async def test_a_failed_trial_call_opens_the_breaker_again(tmp_path: Path, serve
     await store.close()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: a half-open breaker whose trial call ends in a permanent error (or is cancelled) is never closed "
-    "nor opened again, so it refuses every later call (podium/runtime/_breaker.py, podium/agents/_agent.py)",
-)
 @pytest.mark.parametrize("trial", ["permanent", "cancelled"])
 async def test_a_trial_call_that_ends_without_a_transient_failure_does_not_wedge_the_breaker(
     trial: str, tmp_path: Path, servers: Servers, models: Models
@@ -293,11 +288,6 @@ class SlowOrDown:
         return ModelResponse(message=Message(role="assistant", content="late"), usage=Usage(), model=self.name)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: a call let through before the breaker opened closes it when it succeeds afterwards, so the breaker "
-    "does not wait reset_after (CircuitBreaker.succeeded closes from any state; podium/runtime/_breaker.py)",
-)
 async def test_a_success_that_was_in_flight_when_the_breaker_opened_does_not_close_it() -> None:
     model = SlowOrDown(delay=0.2)
     breaker = breaker_for(model.name, failure_threshold=1, reset_after=3_600)
@@ -337,11 +327,6 @@ async def test_agents_named_by_a_spec_string_retry_through_the_faults(
     assert found.called == Counter({name: 1})
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: an Agent whose model is a spec string resolves it on every task (podium/agents/_agent.py, "
-    "Agent.ask: resolve_model(self.model)), so each task opens a new HTTP client whose sockets are never closed",
-)
 async def test_an_agent_named_by_a_spec_string_keeps_one_client(servers: Servers) -> None:
     server = servers()
     agent = Agent("summarizer", model=f"{server.base_url}#flaky-1", output=Summary, retry=FAST)

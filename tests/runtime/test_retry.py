@@ -161,3 +161,11 @@ async def test_an_agent_does_not_retry_a_permanent_model_failure(tmp_path: Path)
     assert model.calls == 1
     (failed,) = [e.event for e in await store.read(result.run_id) if isinstance(e.event, ModelFailed)]
     assert (failed.transient, failed.retry_in) == (False, None)
+
+
+def test_a_server_asking_for_a_longer_wait_than_the_policy_allows_is_not_retried() -> None:
+    from podium.errors import ModelTransientError
+
+    policy = RetryPolicy(max_attempts=5, max_interval=30.0)
+    assert policy.retries(ModelTransientError("slow down", model="m", status=429, retry_after=10.0), 1)
+    assert not policy.retries(ModelTransientError("come back tomorrow", model="m", status=429, retry_after=86_400), 1)
