@@ -28,6 +28,7 @@ from podium.errors import (
     ConfigError,
     CrewFileError,
     ModelError,
+    ModelPermanentError,
     ModelTransientError,
 )
 from podium.journal._codec import encode
@@ -341,7 +342,7 @@ class Agent:
         try:
             while True:
                 try:
-                    response = await model.complete(request)
+                    response = await _classified(model, request)
                 except ModelError as exc:
                     if exc.transient:
                         await self._breaker_changed(ctx, breaker, breaker.failed(), str(exc))
@@ -442,6 +443,17 @@ async def _fell_back(failed: str, to: str, error: Exception) -> None:
 
 def _type_name(output: Any) -> str:
     return "text" if output is None else getattr(output, "__name__", repr(output))
+
+
+async def _classified(model: Model, request: ModelRequest) -> ModelResponse:
+    """The model's answer; an exception that is not a :class:`ModelError` (a provider's bug, an SDK error podium
+    does not know) becomes a permanent one, so it is journaled and goes on to the fallbacks like any other."""
+    try:
+        return await model.complete(request)
+    except ModelError:
+        raise
+    except Exception as exc:
+        raise ModelPermanentError(f"the model raised {type(exc).__name__}: {exc}", model=model.name) from exc
 
 
 def _crew_model() -> str | Model | None:

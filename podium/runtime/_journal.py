@@ -86,6 +86,9 @@ class RunJournal:
         self.fingerprint: str | None = None
         self.usage: dict[str, Usage] = {}
         self.model_calls = 0
+        self.agent_calls: dict[str, int] = {}
+        self.spent: list[tuple[str, str, Usage]] = []
+        """Every model call journaled: task id, agent, usage (sub-workflow budgets count a resumed task's)."""
         self.steps: list[str] | None = None
         self.ledger = Ledger()
         """Tool calls by idempotency key and the effects to undo, as the journal tells them."""
@@ -195,6 +198,8 @@ class RunJournal:
             spent = Usage(input_tokens=event.input_tokens, output_tokens=event.output_tokens, cost_usd=event.cost_usd)
             self.usage[event.agent] = self.usage.get(event.agent, Usage()) + spent
             self.model_calls += 1
+            self.agent_calls[event.agent] = self.agent_calls.get(event.agent, 0) + 1
+            self.spent.append((event.task_id, event.agent, spent))
 
     def later(self, event: Event) -> None:
         """Write ``event`` with the next write (records that need not be durable before the run goes on)."""

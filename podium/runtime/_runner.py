@@ -95,6 +95,8 @@ async def execute(
             run.journal = await RunJournal.load(store, workflow, run_id, claim=True, owner=owner, **settings)
             run.usage = dict(run.journal.usage)
             run.model_calls = run.journal.model_calls
+            run.agent_calls = dict(run.journal.agent_calls)
+            run.spent_before = run.journal.spent
             restore = run.journal.snapshot
             state = decode(run.journal.initial)
         else:

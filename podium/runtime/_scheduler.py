@@ -57,8 +57,6 @@ async def drive(
         observe: called after each superstep with its snapshot and tasks (time-travel reads this).
         limits: a sub-workflow invocation's own limits (see :class:`~podium.Limits`), applied with the run's.
     """
-    if not scope and run.journal is not None:
-        await run.recount()  # a resume: what each agent spent before counts toward its budget
     if limits is None or not _enforcing(run):
         return await _drive(run, workflow, state, scope, id_prefix, restore, observe)
     account = Scope(run, limits, scope[:-1], id_prefix, run.scope_of(id_prefix[:-1]))

@@ -90,7 +90,7 @@ class Run:
         self.model_calls = journal.model_calls if journal is not None else 0
         """Model usage by agent: what the journal recorded before (all attempts cost money), then this run's."""
         self.agent_calls: dict[str, int] = {}
-        """Model calls by agent (on a resume, :meth:`recount` adds those the journal recorded before)."""
+        """Model calls by agent (on a resume, starting from those the journal recorded before)."""
         self.scopes: dict[str, Scope] | None = None
         """The sub-workflow invocations running with limits of their own, by task-id prefix (``"3.1/"``)."""
         self.spent_before: Sequence[tuple[str, str, Usage]] = ()
@@ -148,26 +148,6 @@ class Run:
         """What checks a task's model budgets: the run's check, or the innermost scope's (which checks the run's)."""
         scope = self.scope_of(task_id)
         return self.check_budget if scope is None else scope.check_budget
-
-    async def recount(self) -> None:
-        """On a resume, count each agent's model calls (and each task's, for scopes) the journal recorded before.
-
-        The journal's index keeps usage by agent, not calls by agent nor usage by task, so they are read here,
-        once, before anything runs again; a run that never called a model skips it.
-        """
-        from podium.journal._events import ModelCalled
-
-        journal = self.journal
-        if journal is None or not journal.writable or not journal.model_calls or self.spent_before:
-            return
-        spent = []
-        for entry in await journal.store.read(self.run_id):
-            event = entry.event
-            if isinstance(event, ModelCalled):
-                tokens = {"input_tokens": event.input_tokens, "output_tokens": event.output_tokens}
-                spent.append((event.task_id, event.agent, Usage(**tokens, cost_usd=event.cost_usd)))
-                self.agent_calls[event.agent] = self.agent_calls.get(event.agent, 0) + 1
-        self.spent_before = spent
 
 
 class Task:

@@ -66,6 +66,17 @@ async def test_a_permanent_failure_goes_to_the_fallback_without_retrying() -> No
     assert primary.calls == 1
 
 
+async def test_a_provider_bug_is_a_journaled_permanent_failure_that_goes_to_the_fallback(tmp_path: Path) -> None:
+    primary, backup = Endpoint("primary", KeyError("choices")), Endpoint("backup")
+    store = SQLiteStore(tmp_path / "j.db")
+    result = await one_agent(Agent("a", model=primary, fallbacks=[backup], retry=FAST)).run(store=store)
+    assert result.state.value == "backup"
+    assert primary.calls == 1  # permanent: not retried
+    (failed,) = [e.event for e in await store.read(result.run_id) if isinstance(e.event, ModelFailed)]
+    assert failed.error_type == "ModelPermanentError"
+    assert "KeyError" in failed.message
+
+
 async def test_when_every_model_fails_the_last_error_fails_the_step() -> None:
     result = await one_agent(Agent("a", model=down("p"), fallbacks=[down("q")], retry=NO_RETRY)).run(store=False)
     assert result.status is RunStatus.FAILED
