@@ -214,7 +214,11 @@ class Agent:
             return await self._answer(text, model)
         failures: list[str] = []
         candidates: tuple[Agent, ...] = (self, *self._agents)
+        ctx = _current.get()
+        counted = dict(ctx._tool_calls or {}) if ctx is not None else None
         for index, agent in enumerate(candidates):
+            if ctx is not None and index:  # a fallback's tool calls get the keys the failed agent's got: the same
+                ctx._tool_calls = dict(counted or {})  # call is answered from the ledger, as in step fallbacks
             try:
                 return await (self._answer(text, model) if agent is self else agent.ask(text))
             except (AgentError, ModelError) as exc:

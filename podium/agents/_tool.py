@@ -52,7 +52,7 @@ from podium.journal._codec import decode, encode
 from podium.journal._events import InterruptAsked, ToolCalled, ToolStarted
 from podium.models._types import ToolSpec
 from podium.runtime._context import StepContext, _current
-from podium.runtime._ledger import tool_key
+from podium.runtime._ledger import register_compensation, tool_key
 
 __all__ = ["InFlightCall", "Resolution", "Tool", "ToolResult", "call_once", "tool"]
 
@@ -66,6 +66,8 @@ class ToolResult:
 
     value: Any = None
     error: str | None = None
+    in_doubt: bool = False
+    """The call was cut off (it timed out): it may or may not have taken effect."""
 
     @property
     def text(self) -> str:
@@ -155,7 +157,7 @@ class Tool:
         self._takes_key = KEY_PARAMETER in inspect.signature(fn).parameters
         self._arguments = _arguments_model(fn, arg_docs)
         if compensate is not None:
-            _COMPENSABLE.setdefault(self.name, []).append(self)
+            register_compensation(self.name, compensate)
         schema = self._arguments.model_json_schema()
         schema.pop("title", None)
         self.spec = ToolSpec(name=self.name, description=self.description, parameters=schema)
@@ -184,20 +186,12 @@ class Tool:
                 else:
                     value = await asyncio.to_thread(self.fn, **kwargs)
         except TimeoutError:
-            return ToolResult(error=f"timed out after {self.timeout:g} s; it may or may not have taken effect")
+            return ToolResult(
+                error=f"timed out after {self.timeout:g} s; it may or may not have taken effect", in_doubt=True
+            )
         except Exception as exc:
             return ToolResult(error=f"{type(exc).__name__}: {exc}")
         return ToolResult(value=value)
-
-
-_COMPENSABLE: dict[str, list[Tool]] = {}
-"""Tools that declare a compensation, by name: how a resumed run that is compensating finds them."""
-
-
-def compensation_of(name: str) -> Tool | None:
-    """The tool named ``name`` that declares a compensation (the latest made, if several share the name)."""
-    tools = _COMPENSABLE.get(name)
-    return tools[-1] if tools else None
 
 
 async def call_once(tool: Tool, arguments: Mapping[str, Any], *, agent: str, call_id: str) -> ToolResult:
@@ -227,12 +221,14 @@ async def call_once(tool: Tool, arguments: Mapping[str, Any], *, agent: str, cal
             result = ToolResult(value=resolution.value)
     if result is None:
         if not tool.idempotent and started is None:
-            await ctx.record(
-                ToolStarted(
-                    task_id=ctx.task_id, agent=agent, tool=tool.name, key=key, arguments=encode(dict(arguments))
-                )
+            started = ToolStarted(
+                task_id=ctx.task_id, agent=agent, tool=tool.name, key=key, arguments=encode(dict(arguments))
             )
+            ledger.in_flight[key] = started  # from here on, in this execution too, the call is in doubt until settled
+            await ctx.record(started)
         result = await tool(arguments, key=key)
+        if result.in_doubt and not tool.idempotent:
+            return result  # still in flight: the model hears it timed out; the same call again gets settled first
     record = ToolCalled(
         task_id=ctx.task_id,
         agent=agent,
@@ -243,9 +239,10 @@ async def call_once(tool: Tool, arguments: Mapping[str, Any], *, agent: str, cal
         error=result.error,
         key=key,
         resolved=how,
+        compensable=tool.compensate is not None,
     )
-    await ctx.record(record)
-    ledger.tool_finished(record, encoded=False, value=result.value)
+    ledger.tool_finished(record, encoded=False, value=result.value, undo=tool.compensate)  # before the write:
+    await ctx.record(record)  # a cancellation while it commits must not lose the effect to undo
     return result
 
 

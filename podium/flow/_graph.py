@@ -286,7 +286,7 @@ class Graph(Generic[S]):
             subscriptions=self._subscriptions,
             output=output,
         )
-        _check_diverts(self.name, self._steps, schema)
+        _check_diverts(self.name, self._steps, schema, {source for sources, _ in self._joins for source in sources})
         return Workflow(
             name=self.name,
             schema=schema,
@@ -300,9 +300,11 @@ class Graph(Generic[S]):
         )
 
 
-def _check_diverts(workflow: str, steps: Mapping[str, Step], schema: StateSchema) -> None:
+def _check_diverts(workflow: str, steps: Mapping[str, Step], schema: StateSchema, join_sources: set[str]) -> None:
     """A step that diverts its failures must hand the target the :class:`~podium.Failure`: as the target's item, or
-    in a field the state has. (That the target exists is checked with the step's routes.)"""
+    in a field the state has (one with a merge rule, if several tasks of the step may fail at once). It must not
+    feed a join, which would then wait for it forever. (That the target exists is checked with the step's
+    routes.)"""
     from podium.runtime._divert import Divert
 
     for step in steps.values():
@@ -310,11 +312,27 @@ def _check_diverts(workflow: str, steps: Mapping[str, Step], schema: StateSchema
         if not isinstance(handler, Divert):
             continue
         where = f"step {step.name!r}"
+        if step.name in join_sources:
+            raise WorkflowDefinitionError(
+                f"on_error diverts to {handler.to!r}, but the step feeds a join, which would wait for it forever; "
+                f"recover with an update instead (on_error returning a dict), or join after the divert target",
+                workflow=workflow,
+                where=where,
+            )
         if handler.into is not None:
-            if handler.into not in schema.fields:
+            field = schema.fields.get(handler.into)
+            if field is None:
                 raise WorkflowDefinitionError(
                     f"on_error puts the failure into field {handler.into!r}, which {schema.name} does not have; "
                     f"it has {sorted(schema.fields)}",
+                    workflow=workflow,
+                    where=where,
+                )
+            if step.takes_item and field.reducer is None:
+                raise WorkflowDefinitionError(
+                    f"on_error puts the failure into field {handler.into!r}, but several tasks of this step may "
+                    f"fail in one superstep and the field has no merge rule; give it one (reducers.append) or "
+                    f"divert with the failure as the target's item",
                     workflow=workflow,
                     where=where,
                 )

@@ -133,6 +133,12 @@ def make_step(
         ValueError: an option is out of range or cannot work with this callable.
         TypeError: a callable's signature does not fit.
     """
+    if fallbacks and compensate is not None:
+        raise ValueError(
+            "a step with fallbacks cannot declare compensate=: its output may come from a fallback, which that "
+            "compensation would not undo; move the side effect into a tool with its own compensation, or give "
+            "the step no fallbacks"
+        )
     if max_iterations is not None and max_iterations < 1:
         raise ValueError(f"max_iterations must be at least 1, not {max_iterations}")
     handler, routes = _recovery(on_error, into, tuple(routes))

@@ -258,6 +258,8 @@ class ToolCalled:
     refused: bool = False
     key: str | None = None
     resolved: str | None = None
+    compensable: bool = False
+    """The tool declares a compensation: the call is undone if the run fails or is cancelled later."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -271,7 +273,9 @@ class CompensationStarted:
     error_type: str | None
     state: Any
     pending: list[str]
-    """What will be undone, in order: ``step <path>@<task id>`` or ``tool <name>@<key>``."""
+    """What will be undone, in order: each effect's target (a step's task id, a tool call's key)."""
+    steps: int = 0
+    """Step executions when the run ended, for the result of a resume that finishes the compensation."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

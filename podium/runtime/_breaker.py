@@ -37,8 +37,13 @@ class CircuitBreaker:
     _trial: bool = field(default=False, repr=False)
 
     def allows(self, now: float | None = None) -> bool:
-        """Whether a call may go through now (an open breaker past ``reset_after`` lets one trial through)."""
-        return self.admit(now) is not None
+        """Whether a call would be let through now; a question only (:meth:`admit` is what lets a call through)."""
+        if self.state == "closed":
+            return True
+        now = time.monotonic() if now is None else now
+        if self.state == "open":
+            return now - self.opened_at >= self.reset_after
+        return not self._trial
 
     def admit(self, now: float | None = None) -> Literal["call", "trial"] | None:
         """Let a call through (``"trial"`` when it is the one a half-open breaker tests), or None when open.

@@ -13,10 +13,11 @@ the superstep has finished the run ends ``waiting``. The person answers with an 
 - ``Escalation(decision="retry")``: run the step again;
 - ``Escalation(decision="abort", comment=...)``: let the failure stand: the step fails, and with it the run.
 
-As with every question, the step runs again from its start when the run resumes. So **the failing step is re-run
-once on resume**: if it succeeds this time, its own output is used and the answer is not; if it fails again, the
-recorded answer is used (``retry`` was that re-run: if it failed again, the person is asked again). From the command
-line: ``podium approve RUN --value JSON`` answers, ``podium approve RUN`` retries, ``podium reject RUN`` aborts.
+As with every question, the step runs again from its start when the run resumes. So **the failing step is run
+again on resume, with its retry policy and fallbacks** (their calls and waits are paid again): if it succeeds this
+time, its own output is used and the answer is not; if it fails again, the recorded answer is used (``retry`` was
+that re-run: if it failed again, the person is asked again). From the command line: ``podium approve RUN --value
+JSON`` answers, ``podium approve RUN`` retries, ``podium reject RUN`` aborts.
 """
 
 from __future__ import annotations

@@ -217,6 +217,10 @@ class RunJournal:
             raise RuntimeError("a replay of a journal for reading never writes")  # a bug in podium if reached
         batch = [*self._later, *events] if self._later else list(events)
         self._later.clear()
+        for event in batch:
+            if isinstance(event, ModelCalled):  # sub-workflow budgets count every attempt's calls, live or resumed
+                tokens = {"input_tokens": event.input_tokens, "output_tokens": event.output_tokens}
+                self.spent.append((event.task_id, event.agent, Usage(**tokens, cost_usd=event.cost_usd)))
         await self.store.append(
             self.run_id,
             batch,

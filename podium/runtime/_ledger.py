@@ -15,9 +15,11 @@ A resume rebuilds the ledger from the journal (:meth:`Ledger.index`), so both su
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import uuid
-from collections.abc import Mapping
+import weakref
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -30,7 +32,7 @@ from podium.journal._events import (
     ToolStarted,
 )
 
-__all__ = ["Effect", "Ledger", "tool_key"]
+__all__ = ["Effect", "Ledger", "compensation_of", "register_compensation", "tool_key"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,7 +41,8 @@ class Effect:
 
     Attributes:
         kind: ``"step"`` or ``"tool"``.
-        target: the task id of a step, or the idempotency key of a tool call.
+        target: the task id of a step, or the idempotency key of a tool call (with ``~2``, ``~3``... when the same
+            target finished again: a step re-executed in a retried sub-workflow of a run without a journal).
         name: the step's path, or the tool's name.
         value: what it produced (the step's output, the tool's result); encoded when ``encoded``.
         arguments: a tool call's arguments, encoded.
@@ -51,6 +54,8 @@ class Effect:
     value: Any
     encoded: bool
     arguments: Any = None
+    undo: Callable[..., Any] | None = None
+    """The compensation, when the effect happened in this execution; found again by name after a resume."""
 
     @property
     def label(self) -> str:
@@ -68,9 +73,10 @@ class Ledger:
         compensated: the targets already undone.
     """
 
-    __slots__ = ("compensated", "compensation", "effects", "in_flight", "results")
+    __slots__ = ("_seen", "compensated", "compensation", "effects", "in_flight", "results")
 
     def __init__(self) -> None:
+        self._seen: dict[str, int] = {}
         self.results: dict[str, ToolCalled] = {}
         self.in_flight: dict[str, ToolStarted] = {}
         self.effects: list[Effect] = []
@@ -86,20 +92,50 @@ class Ledger:
             self.in_flight[event.key] = event
         elif isinstance(event, StepCompleted):
             if event.recovered is None:
-                self.effects.append(Effect("step", event.task_id, event.step, event.update, True))
+                self.add(Effect("step", event.task_id, event.step, event.update, True))
         elif isinstance(event, CompensationStarted):
             self.compensation = event
         elif isinstance(event, Compensated):
             self.compensated.add(event.target)
 
-    def tool_finished(self, record: ToolCalled, *, encoded: bool, value: Any = None) -> None:
+    def tool_finished(
+        self, record: ToolCalled, *, encoded: bool, value: Any = None, undo: Callable[..., Any] | None = None
+    ) -> None:
         """Note a finished tool call: its result answers the same call from now on, and it may need undoing."""
         assert record.key is not None
         self.results[record.key] = record
         self.in_flight.pop(record.key, None)
-        if record.error is None and not record.refused:
+        if record.error is None and not record.refused and record.compensable:
             result = record.result if encoded else value
-            self.effects.append(Effect("tool", record.key, record.tool, result, encoded, record.arguments))
+            self.add(Effect("tool", record.key, record.tool, result, encoded, record.arguments, undo))
+
+    def add(self, effect: Effect) -> None:
+        """Note an effect to undo if the run fails (a target seen before gets a suffix: both happened)."""
+        self._seen[effect.target] = count = self._seen.get(effect.target, 0) + 1
+        if count > 1:
+            effect = dataclasses.replace(effect, target=f"{effect.target}~{count}")
+        self.effects.append(effect)
+
+
+_COMPENSATIONS: weakref.WeakValueDictionary[str, Callable[..., Any]] = weakref.WeakValueDictionary()
+"""Tools' compensations by tool name, for a resumed run that compensates calls made by an earlier process (a live
+run keeps each call's own compensation in its effect). Weak: a tool that is gone leaves nothing behind."""
+
+
+def register_compensation(tool: str, undo: Callable[..., Any]) -> None:
+    """Make ``undo`` the compensation of the tool named ``tool`` for resumed runs (the latest tool of a name wins)."""
+    try:
+        _COMPENSATIONS[tool] = undo
+    except TypeError:  # not weak-referenceable (a builtin): keep it for the process
+        _STRONG[tool] = undo
+
+
+_STRONG: dict[str, Callable[..., Any]] = {}
+
+
+def compensation_of(tool: str) -> Callable[..., Any] | None:
+    """The compensation registered for the tool named ``tool``, if any."""
+    return _COMPENSATIONS.get(tool) or _STRONG.get(tool)
 
 
 def tool_key(run_id: str, task_id: str, tool: str, arguments: Mapping[str, Any], seen: dict[str, int]) -> str:

@@ -102,6 +102,7 @@ async def execute(
         else:
             state = workflow.state_of(input)
             run.journal = await RunJournal.begin(store, workflow, state, run_id, **settings)
+            run.spent_before = run.journal.spent
     run.state = state
     journal = run.journal
     keeper = None
@@ -205,7 +206,7 @@ async def _journal_end(journal: RunJournal, result: RunResult[Any]) -> RunResult
             status=result.status.value,
             reason=result.reason,
             limit=result.limit,
-            error_type=type(result.error).__name__ if result.error else None,
+            error_type=type(result.error).__name__ if result.error else _compensated_error(journal),
             output=output,
             steps=result.steps,
         ),
@@ -214,6 +215,12 @@ async def _journal_end(journal: RunJournal, result: RunResult[Any]) -> RunResult
         release=True,
     )
     return result
+
+
+def _compensated_error(journal: RunJournal) -> str | None:
+    """The error type of a run whose compensation a resume finished (its result has no error object)."""
+    started = journal.ledger.compensation
+    return started.error_type if started is not None else None
 
 
 async def history(workflow: Workflow[Any], store: Store, run_id: str) -> list[Checkpoint]:

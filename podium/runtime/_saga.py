@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 from podium.errors import EncodingError
 from podium.journal._codec import decode, encode
 from podium.journal._events import Compensated, CompensationFailed, CompensationStarted
-from podium.runtime._ledger import Effect
+from podium.runtime._ledger import Effect, compensation_of
 from podium.runtime._result import RunResult, RunStatus
 from podium.runtime._retry import RetryPolicy
 from podium.runtime._threads import run_in_thread
@@ -69,6 +69,7 @@ async def compensate(run: Run, workflow: Workflow[Any], result: RunResult[Any]) 
             error_type=type(result.error).__name__ if result.error is not None else None,
             state=_encoded(result.state),
             pending=[effect.target for effect, _ in pending],
+            steps=result.steps,
         )
         ledger.compensation = started
         if run.journal is not None:
@@ -96,7 +97,8 @@ async def compensate(run: Run, workflow: Workflow[Any], result: RunResult[Any]) 
 
 
 def resumed_result(run: Run, workflow: Workflow[Any], started: CompensationStarted) -> RunResult[Any]:
-    """The result the run had when it began compensating, for a resume that finishes the compensation."""
+    """The result the run had when it began compensating, for a resume that finishes the compensation (its
+    ``error`` is not rebuilt: the journal keeps its type and message, and the reason says it)."""
     now = run.clock()
     return RunResult(
         run_id=run.run_id,
@@ -104,7 +106,7 @@ def resumed_result(run: Run, workflow: Workflow[Any], started: CompensationStart
         status=RunStatus(started.status),
         state=decode(started.state) if started.state is not None else run.state,
         reason=started.reason,
-        steps=run.steps_done,
+        steps=started.steps,
         started_at=now,
         finished_at=now,
         usage_by_agent=dict(run.usage),
@@ -168,11 +170,10 @@ def _arguments(workflow: Workflow[Any], effect: Effect, state: Any, undo: Undo) 
 
 
 def _undo_of(workflow: Workflow[Any], effect: Effect) -> Undo | None:
+    if effect.undo is not None:
+        return effect.undo
     if effect.kind == "tool":
-        from podium.agents._tool import compensation_of
-
-        tool = compensation_of(effect.name)
-        return tool.compensate if tool is not None else None
+        return compensation_of(effect.name)
     step = _step_at(workflow, effect.name)
     return step.compensate if step is not None else None
 

@@ -80,7 +80,7 @@ class Scope:
         self.calls = 0
         self.spent = Usage()
         self.agents: dict[str, tuple[Usage, int]] = {}
-        for task_id, agent, usage in run.spent_before:  # a resume: what ran inside before the crash counts
+        for task_id, agent, usage in run.spent_before:  # earlier attempts (retried, or before a crash) count
             if task_id.startswith(prefix):
                 self._add(agent, usage)
 

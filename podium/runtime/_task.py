@@ -94,7 +94,8 @@ class Run:
         self.scopes: dict[str, Scope] | None = None
         """The sub-workflow invocations running with limits of their own, by task-id prefix (``"3.1/"``)."""
         self.spent_before: Sequence[tuple[str, str, Usage]] = ()
-        """On a resume, each model call the journal recorded before: task id, agent, usage (for scopes)."""
+        """Each model call journaled so far (loaded on a resume, then appended as written): task id, agent, usage;
+        a sub-workflow invocation with limits counts what its earlier attempts spent."""
         self._ledger: Ledger | None = None
 
     @property
@@ -281,12 +282,13 @@ async def run_task(run: Run, task: Task, state: Any) -> Outcome:
     # a cancelled task stays in in_flight: the run is ending, and its reason names what was running
     run.in_flight.pop(task.label, None)
     outcome.events = ctx._events
-    if journal is not None and not outcome.waiting:
-        await _record(run, outcome, ctx)
     if task.step.compensate is not None and outcome.error is None and not outcome.waiting:
+        # noted before the journal write: a cancellation while it commits must not lose what to undo
         update = outcome.update or {}
         output = update.get(task.step.into) if task.step.into is not None else dict(update)
-        run.ledger.effects.append(Effect("step", task.task_id, task.path, output, False))
+        run.ledger.add(Effect("step", task.task_id, task.path, output, False, undo=task.step.compensate))
+    if journal is not None and not outcome.waiting:
+        await _record(run, outcome, ctx)
     hooks = run.hooks
     if outcome.error is not None:
         if hooks.on_step_fail:
@@ -478,6 +480,8 @@ async def _recover(outcome: Outcome, state: Any) -> InterruptAsked | None:
             attempt=error.attempt,
         )
         outcome.error.__cause__ = cause
+    except (LimitReached, JournalError):
+        raise  # a budget spent in the handler ends the run limited; a journal that cannot go on is not the step's
     except Exception as handler_exc:
         outcome.error = StepFailedError(
             f"its on_error handler raised {type(handler_exc).__name__}: {handler_exc}",
@@ -542,6 +546,7 @@ async def _record(run: Run, outcome: Outcome, ctx: StepContext) -> None:
         await _record(run, outcome, ctx)
         return
     await (journal.write(failed, completed) if failed is not None else journal.write(completed))
+    journal.completed[task.task_id] = completed  # a retried sub-workflow replays its finished steps, as a resume does
 
 
 def _replayed(run: Run, task: Task, recorded: StepCompleted) -> Outcome:

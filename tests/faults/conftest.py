@@ -31,10 +31,14 @@ def servers() -> Iterator[Servers]:
 
 @pytest.fixture
 async def models() -> AsyncIterator[Models]:
-    """``models(server, name=..., timeout=...)``: an OpenAI-compatible model on the server; closed after the test."""
+    """``models(server, name=..., timeout=...)``: an OpenAI-compatible model on the server; closed after the test.
+
+    The timeout (2 s) is what every injected hang costs, and it must be long enough that a healthy answer on a
+    loaded 2-core machine never looks like one (at 1 s, a full suite running beside other work saw that happen).
+    """
     made: list[OpenAICompatible] = []
 
-    def make(server: FlakyServer, *, name: str = "flaky", timeout: float = 1.0) -> OpenAICompatible:
+    def make(server: FlakyServer, *, name: str = "flaky", timeout: float = 2.0) -> OpenAICompatible:
         model = OpenAICompatible(base_url=server.base_url, model="flaky-1", name=name, timeout=timeout)
         made.append(model)
         return model

@@ -122,10 +122,22 @@ def test_the_breakers_states() -> None:
     assert breaker.failed(0.0) is None
     assert breaker.failed(1.0) == "open"
     assert not breaker.allows(5.0)
-    assert breaker.allows(11.0)  # half-open: one trial
+    assert breaker.allows(11.0)
+    assert breaker.allows(11.0)  # asking takes nothing
+    assert breaker.admit(11.0) == "trial"  # half-open: one trial
     assert breaker.state == "half-open"
-    assert not breaker.allows(11.5)  # only one
+    assert breaker.admit(11.5) is None  # only one
+    assert not breaker.allows(11.5)
     assert breaker.failed(12.0) == "open"  # the trial failed
-    assert breaker.allows(22.5)
-    assert breaker.succeeded() == "closed"
+    assert breaker.admit(22.5) == "trial"
+    assert breaker.succeeded(trial=False) is None  # a call from before it opened closes nothing
+    assert breaker.succeeded(trial=True) == "closed"
     assert breaker.failures == 0
+
+
+def test_a_trial_that_ends_without_a_verdict_lets_the_next_call_try() -> None:
+    breaker = CircuitBreaker(name="m", failure_threshold=1, reset_after=10.0)
+    assert breaker.failed(0.0) == "open"
+    assert breaker.admit(11.0) == "trial"
+    breaker.release()  # a permanent error or a cancellation
+    assert breaker.admit(11.5) == "trial"

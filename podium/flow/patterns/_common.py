@@ -10,6 +10,7 @@ patterns (sequential, parallel, loop, event-driven) run over the user's own stat
 from __future__ import annotations
 
 import asyncio
+import weakref
 from collections.abc import Callable, Mapping, Sequence
 from typing import Annotated, Any, TypeAlias
 
@@ -63,8 +64,8 @@ class Conversation(BaseModel):
     def __progress__(self) -> dict[str, Any]:
         """What counts as progress (``Limits.max_repeats``): the task, the result, and each distinct turn once (a
         turn that repeats one said before adds nothing), not the round: a counter moves whatever happens."""
-        said = {progress_key(turn): turn.__progress__() for turn in self.turns}
-        return {"task": self.task, "said": list(said.values()), "result": self.result}
+        said = dict.fromkeys(_key_of(turn) for turn in self.turns)  # each turn serialized once, ever
+        return {"task": self.task, "said": list(said), "result": self.result}
 
     def by(self, speaker: str) -> list[Turn]:
         """The turns of one speaker."""
@@ -76,6 +77,20 @@ class Conversation(BaseModel):
             if speaker is None or turn.speaker == speaker:
                 return turn
         return None
+
+
+_TURN_KEYS: dict[int, str] = {}
+"""Each turn's progress digest by the turn's id, computed once (and forgotten with the turn): a conversation's view
+lists them rather than re-serializing every turn at every superstep, which made long loops quadratic. By id, not
+by value: hashing a turn's value costs about what serializing it does."""
+
+
+def _key_of(turn: Turn) -> str:
+    key = _TURN_KEYS.get(id(turn))
+    if key is None:
+        key = _TURN_KEYS[id(turn)] = progress_key(turn).hex()
+        weakref.finalize(turn, _TURN_KEYS.pop, id(turn), None)
+    return key
 
 
 def name_of(step: StepLike) -> str:
