@@ -53,12 +53,15 @@ if TYPE_CHECKING:
     from podium.agents._agent import Agent
     from podium.agents._tool import Tool, tool
     from podium.flow.patterns import (
+        Board,
         Conversation,
         Done,
         Handoff,
+        Post,
         StepLike,
         Tally,
         Turn,
+        board,
         debate,
         event_driven,
         handoff,
@@ -80,12 +83,15 @@ __version__ = "0.1.0"
 # Agents, patterns (their pydantic state types) and failure handlers load on first use: a process that only runs
 # its own graphs does not pay for them (W3 measures exactly that).
 _LAZY = {
+    "Board": "podium.flow.patterns",
     "Conversation": "podium.flow.patterns",
     "Done": "podium.flow.patterns",
     "Handoff": "podium.flow.patterns",
+    "Post": "podium.flow.patterns",
     "StepLike": "podium.flow.patterns",
     "Tally": "podium.flow.patterns",
     "Turn": "podium.flow.patterns",
+    "board": "podium.flow.patterns",
     "debate": "podium.flow.patterns",
     "event_driven": "podium.flow.patterns",
     "handoff": "podium.flow.patterns",
@@ -133,12 +139,15 @@ __all__ = [
     "reducers",
     "step",
     # patterns
+    "Board",
     "Conversation",
     "Done",
     "Handoff",
+    "Post",
     "StepLike",
     "Tally",
     "Turn",
+    "board",
     "debate",
     "event_driven",
     "handoff",

@@ -488,7 +488,11 @@ def _problem(exc: ValidationError, text: str) -> tuple[str, Any, str]:
 
 
 def _describe(state: Any, item: Any) -> str:
-    """The default prompt for an agent used as a step."""
+    """The default prompt for an agent used as a step: the state's own ``__prompt__(item)`` when its type defines
+    one (a :class:`~podium.Board` does), else the item, or the team's task and conversation, or the state."""
+    own = getattr(type(state), "__prompt__", None)
+    if own is not None:
+        return str(own(state, item))
     if item is not None:
         return item if isinstance(item, str) else _as_text(item)
     task = getattr(state, "task", None)

@@ -46,6 +46,9 @@ the pattern says otherwise:
 ``loop``            ``{body: [writer, critic], max_iterations: N, until: {agent: critic, field: approved},
                     on_max: stop|limit}``: rounds until ``critic``'s latest answer has a truthy ``approved``
 ``planner``         ``{plan: p, worker: w, synthesize: s, max_subtasks: 20, on_subtask_failure: fail|skip}``
+``board``           ``{members: [a, b, c], opener: a, max_mentions: 5, max_depth: 8, max_messages: 50,
+                    max_exchanges: 6, on_failure: fail|notice}``: a message thread; a message that mentions
+                    ``@b`` asks ``b``, whose answer is posted back as a reply (see :func:`podium.board`)
 ==================  ==========================================================================================
 
 Routers, leads, handoff agents, planners and voters with ``options`` get an automatic output schema (see

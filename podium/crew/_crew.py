@@ -28,7 +28,8 @@ class Crew:
     Attributes:
         name: the crew's name (its workflow's name in the journal).
         path: the crew file.
-        workflow: the flow, ready to run with the task as input (``input="task"``); its output is the result.
+        workflow: the flow, ready to run with the task as input (``input="task"``); its output is the result. Its
+            state is a ``Conversation``, or a ``Board`` when the flow is a ``board:`` (typed as the former).
         model: the model of agents without one of their own (None: podium's default, or ``use_model``'s).
         store: the store URL the file names, if any.
         limits: the file's limits (also the workflow's default limits), if any.

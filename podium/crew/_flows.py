@@ -1,6 +1,8 @@
 """Building a crew's flow: each pattern key becomes the pattern builder's workflow over a ``Conversation``.
 
-The team patterns (supervisor, hierarchical, handoff, debate, vote, planner) already run over a conversation.
+The team patterns (supervisor, hierarchical, handoff, debate, vote, planner) already run over a conversation; a
+``board`` runs over its own thread (a :class:`~podium.Board`), and its members are asked the messages that
+mention them.
 For ``sequential``, ``parallel`` and ``loop`` each member is wrapped so its answer becomes a turn (and the
 result), and podium's own builders are used with ``state=Conversation``.
 
@@ -27,6 +29,7 @@ from podium import (
     Turn,
     Workflow,
     WorkflowDefinitionError,
+    board,
     debate,
     escalate,
     handoff,
@@ -315,6 +318,31 @@ class FlowBuilder:
             max_subtasks=options.max_subtasks,
             on_subtask_failure=options.on_subtask_failure,
             name=name,
+            limits=limits,
+        )
+
+    def _board(self, options: fmt.BoardOptions, at: Path_, name: str, limits: Limits | None) -> Any:
+        where = (*at, "members")
+        members = self._mapping(options.members, where)
+        for index, member in enumerate(members):
+            if member in ("user", "board"):
+                raise self.locator.error(
+                    (*where, index), f"a board member cannot be called {member!r}: the board posts as {member!r}"
+                )
+        if options.opener is not None and options.opener not in members:
+            raise self.locator.error(
+                (*at, "opener"),
+                f"{options.opener!r} is not a member of the board{did_you_mean(options.opener, members)}",
+            )
+        return board(
+            members,
+            opener=options.opener,
+            name=name,
+            max_mentions=options.max_mentions,
+            max_depth=options.max_depth,
+            max_messages=options.max_messages,
+            max_exchanges=options.max_exchanges,
+            on_failure=options.on_failure,
             limits=limits,
         )
 

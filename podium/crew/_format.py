@@ -24,6 +24,7 @@ from podium.crew._yaml import did_you_mean
 __all__ = [
     "PATTERNS",
     "AgentSpec",
+    "BoardFlow",
     "BudgetSpec",
     "CrewSpec",
     "DebateFlow",
@@ -62,6 +63,7 @@ PATTERNS = (
     "vote",
     "loop",
     "planner",
+    "board",
 )
 
 
@@ -383,6 +385,34 @@ class PlannerFlow(_Flow):
     planner: PlannerOptions
 
 
+class BoardOptions(_Spec):
+    members: list[Member] = Field(
+        min_length=1, description="Who may be mentioned (`@name`); each answers the messages that mention it."
+    )
+    opener: AgentName | None = Field(
+        default=None, description="The member an opening message (the run's input) that mentions no one goes to."
+    )
+    max_mentions: int = Field(default=5, ge=1, description="The most members one message reaches (the rest: a notice).")
+    max_depth: int = Field(
+        default=8, ge=1, description="The deepest a reply chain may grow before the run is `limited`."
+    )
+    max_messages: int = Field(
+        default=50, ge=1, description="The most messages on the board before the run is `limited`."
+    )
+    max_exchanges: int = Field(
+        default=6, ge=2, description="The most messages in a row two members may address to each other (ping-pong)."
+    )
+    on_failure: Literal["fail", "notice"] = Field(
+        default="fail", description="A member that fails: fail the run, or post a notice to whoever asked and go on."
+    )
+
+
+class BoardFlow(_Flow):
+    """A message board: a message that mentions `@member` asks it; its answer is posted back as a reply."""
+
+    board: BoardOptions
+
+
 Flow = Annotated[
     Annotated[SequentialFlow, Tag("sequential")]
     | Annotated[ParallelFlow, Tag("parallel")]
@@ -392,7 +422,8 @@ Flow = Annotated[
     | Annotated[DebateFlow, Tag("debate")]
     | Annotated[VoteFlow, Tag("vote")]
     | Annotated[LoopFlow, Tag("loop")]
-    | Annotated[PlannerFlow, Tag("planner")],
+    | Annotated[PlannerFlow, Tag("planner")]
+    | Annotated[BoardFlow, Tag("board")],
     Discriminator(
         pattern_of,
         custom_error_type="crew_flow",
@@ -434,7 +465,7 @@ class CrewSpec(_Spec):
     )
     flow: Flow = Field(
         description="How the agents work together: a mapping with one pattern key (sequential, parallel, supervisor, "
-        "hierarchical, handoff, debate, vote, loop, planner); members are agent names or nested flows."
+        "hierarchical, handoff, debate, vote, loop, planner, board); members are agent names or nested flows."
     )
 
 
@@ -448,6 +479,7 @@ _RECURSIVE: tuple[type[BaseModel], ...] = (
     VoteOptions,
     LoopOptions,
     PlannerOptions,
+    BoardOptions,
     CrewSpec,
 )
 for _model in _RECURSIVE:  # they refer to Flow, defined after them

@@ -360,7 +360,11 @@ def approved(member: Callable[..., Any], *, name: str, prompt: str, answer_type:
 
 
 def crew_prompt(state: Any, item: Any = None) -> str:
-    """What a crew's agent is asked: the task, the conversation so far, and its own part when it has one."""
+    """What a crew's agent is asked: the task, the conversation so far, and its own part when it has one (or the
+    state's own ``__prompt__(item)``, when its type defines one: a board's request and thread)."""
+    own = getattr(type(state), "__prompt__", None)
+    if own is not None:
+        return str(own(state, item))
     lines = [f"Task: {_text(getattr(state, 'task', state))}"]
     turns = getattr(state, "turns", None) or []
     if turns:

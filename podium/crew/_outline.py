@@ -80,6 +80,10 @@ def _parts(pattern: str, options: Any) -> tuple[list[str], list[tuple[str, Any]]
     if pattern == "loop":
         until = [f"until: {options.until.agent}.{options.until.field}"] if options.until else []
         return [f"max_iterations: {options.max_iterations}", *until], [("", m) for m in options.body]
+    if pattern == "board":
+        details = [f"opener: {options.opener}"] if options.opener else []
+        details += [f"max_mentions: {options.max_mentions}", f"max_depth: {options.max_depth}"]
+        return details, [("", m) for m in options.members]
     # planner
     return [f"max_subtasks: {options.max_subtasks}"], [
         ("plan: ", options.plan),

@@ -28,7 +28,7 @@ def podium(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subproce
 
 @pytest.mark.parametrize(
     ("example", "steps"),
-    [("content_team", 4), ("research_report", 3), ("support_triage", 6), ("review_board", 10)],
+    [("content_team", 4), ("research_report", 3), ("support_triage", 6), ("review_board", 10), ("board_room", 8)],
 )
 def test_an_example_crew_runs_on_the_test_model(example: str, steps: int, tmp_path: Path) -> None:
     crew = ROOT / "examples" / example / "crew.yaml"
@@ -56,6 +56,32 @@ def test_the_content_team_publishes_markdown(tmp_path: Path) -> None:
     text = post.read_text()
     assert text.startswith("# ")
     assert "## Sources" in text
+
+
+async def test_the_board_room_routes_mentions_and_journals_the_thread(tmp_path: Path) -> None:
+    crew = ROOT / "examples" / "board_room" / "crew.yaml"
+    done = podium("run", str(crew), "--input", "a tidal power plant", "--model", "test", "--json", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    out = json.loads(done.stdout)
+    assert (out["status"], out["output"]) == ("completed", {"title": "x", "body": "x"})  # the writer's memo
+
+    from podium import Board, SQLiteStore
+    from podium.crew import load_crew
+
+    store = SQLiteStore(tmp_path / ".podium" / "podium.db")
+    try:
+        history = await load_crew(crew).workflow.history(out["run_id"], store=store)
+    finally:
+        await store.close()
+    board = history[-1].state
+    assert isinstance(board, Board)
+    assert [(p.id, p.sender, p.reply_to, p.mentions) for p in board.posts] == [
+        (1, "user", None, ["chair"]),  # the question mentions no one: it goes to the opener
+        (2, "chair", 1, ["analyst", "engineer"]),  # a fan-out
+        (3, "analyst", 2, ["writer"]),  # an answer that asks another member
+        (4, "engineer", 2, []),
+        (5, "writer", 3, []),
+    ]
 
 
 @pytest.mark.slow
