@@ -51,7 +51,7 @@ from podium.runtime._worker import Worker
 
 if TYPE_CHECKING:
     from podium.agents._agent import Agent
-    from podium.agents._tool import Tool, tool
+    from podium.agents._tool import InFlightCall, Tool, tool
     from podium.flow.patterns import (
         Board,
         Conversation,
@@ -108,6 +108,7 @@ _LAZY = {
     "escalate": "podium.runtime._escalate",
     "Agent": "podium.agents._agent",
     "Tool": "podium.agents._tool",
+    "InFlightCall": "podium.agents._tool",
     "tool": "podium.agents._tool",
     "TestModel": "podium.models",
     "use_model": "podium.models",
@@ -193,6 +194,7 @@ __all__ = [
     "Model",
     "TestModel",
     "Tool",
+    "InFlightCall",
     "Usage",
     "tool",
     "use_model",
