@@ -80,6 +80,8 @@ def _parts(pattern: str, options: Any) -> tuple[list[str], list[tuple[str, Any]]
     if pattern == "loop":
         until = [f"until: {options.until.agent}.{options.until.field}"] if options.until else []
         return [f"max_iterations: {options.max_iterations}", *until], [("", m) for m in options.body]
+    if pattern == "events":
+        return [f"start: {options.start}"], [(f"on {event}: ", m) for event, ms in options.on.items() for m in ms]
     # planner
     return [f"max_subtasks: {options.max_subtasks}"], [
         ("plan: ", options.plan),
