@@ -30,6 +30,7 @@ from podium.errors import (
     StepFailedError,
     StepOutputError,
     StoreError,
+    TriggerError,
     UpdateConflictError,
     WorkflowDefinitionError,
 )
@@ -222,6 +223,7 @@ __all__ = [
     "StepError",
     "StepFailedError",
     "StepOutputError",
+    "TriggerError",
     "UpdateConflictError",
     "WorkflowDefinitionError",
 ]

@@ -12,6 +12,7 @@
     podium reject RUN_ID [QUESTION] --crew CREW    reject, then resume (the step that asked fails)
     podium graph CREW                              the flow as a Mermaid flowchart
     podium replay RUN_ID --crew CREW               run it again offline, models answering from its journal
+    podium serve CREW [--model M]                  run its triggers and the runs they start, until Ctrl-C/SIGTERM
     podium schema                                  the crew file's JSON Schema
 
 A step that failed and escalated to a person (``on_error: {escalate: ...}``) asks a question too: ``approve --value
@@ -41,6 +42,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import signal
 import sys
 import traceback
 from collections.abc import Callable, Iterator, Sequence
@@ -76,6 +78,7 @@ from podium.journal import DEFAULT_STORE_URL, decode, encode
 from podium.models import resolve_model
 from podium.observe._console import ConsoleProgress, print_run_report
 from podium.observe._timeline import plain, run_report
+from podium.triggers import Fired, Trigger, TriggerEvent, TriggerHooks
 
 __all__ = ["app", "main"]
 
@@ -339,6 +342,10 @@ def _validate(path: Path) -> int:
     out.print("flow:")
     for line in data["flow"]:
         out.print(f"  {escape(line)}")
+    if data["triggers"]:
+        out.print("triggers (podium serve):")
+        for name, spec in data["triggers"].items():
+            out.print(f"  {escape(name)}: {escape(json.dumps(spec))}")
     return EXIT_OK
 
 
@@ -624,6 +631,85 @@ async def _replay(run_id: str, path: Path, store_url: str | None, as_json: bool)
             f"[green]same[/]: replay {result.run_id} of run {run_id} ended {result.status.value} with the recorded "
             f"output ({outcome.model_calls} model calls answered from the journal)"
         )
+    return EXIT_OK
+
+
+# -- serve ----------------------------------------------------------------------------------------------------------
+
+
+@app.command()
+def serve(
+    path: CrewArg,
+    model: ModelOpt = None,
+    store: StoreOpt = None,
+    concurrency: Annotated[int, typer.Option("--concurrency", min=1, help="Runs executed at once.")] = 4,
+    grace: Annotated[
+        float, typer.Option("--grace", min=0, help="Seconds runs in progress may take to finish when stopping.")
+    ] = 30.0,
+    debug: DebugOpt = False,
+) -> None:
+    """Run the crew's triggers (schedules, watched folders, webhooks) and the runs they start, until Ctrl-C or
+    SIGTERM; a second signal stops at once (runs in progress are resumed by the next serve)."""
+    _guard(debug, lambda: asyncio.run(_serve(path, model, store, concurrency, grace)))
+
+
+class _ServeConsole(Hooks, TriggerHooks):
+    """What ``podium serve`` prints on stderr: where it listens, what fired, how each run ended."""
+
+    def __init__(self, console: Console, header: str) -> None:
+        self.console = console
+        self.header: str | None = header  # printed once serving has begun: not before an error that stops it
+
+    def on_ready(self, *, trigger: Trigger, detail: str) -> None:
+        if self.header is not None:
+            self.console.print(self.header)
+            self.header = None
+        self.console.print(f"{trigger.source} {escape(trigger.name)}: {escape(detail)}")
+
+    def on_fired(self, *, fired: Fired) -> None:
+        name = escape(fired.event.trigger)
+        if fired.created:
+            self.console.print(f"{name}: started run {fired.run_id}")
+        else:
+            self.console.print(f"{name}: seen before, run {fired.run_id} ({fired.status}); nothing started")
+
+    def on_refused(self, *, event: TriggerEvent, error: Exception) -> None:
+        _error(f"{event.trigger}: no run started: {_describe(error)}")
+
+    def on_run_finish(self, *, run_id: str, result: RunResult[Any]) -> None:
+        reason = f": {escape(str(result.reason))}" if result.reason else ""
+        self.console.print(f"run {run_id} {result.status.value} in {result.duration:.2f}s{reason}")
+
+
+async def _serve(path: Path, model: str | None, store_url: str | None, concurrency: int, grace: float) -> int:
+    crew = _load(path, model)
+    store = await _open(_store_url(store_url, crew))
+    err = _console(stderr=True)
+    stop = asyncio.Event()
+    main_task = asyncio.current_task()
+    loop = asyncio.get_running_loop()
+
+    def signalled() -> None:
+        if stop.is_set() and main_task is not None:
+            main_task.cancel()  # a second signal: now
+            return
+        err.print(f"stopping: no new runs; runs in progress have {grace:g}s to finish (signal again to stop now)")
+        stop.set()
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, signalled)
+    shown = _ServeConsole(err, escape(f"serving crew {crew.name!r}, journal {store.url}; stop with Ctrl-C"))
+    try:
+        await crew.serve(stop, store=store, concurrency=concurrency, grace=grace, hooks=[shown], observer=shown)
+    except asyncio.CancelledError:
+        if not stop.is_set():
+            raise
+        err.print("stopped at once; runs that were in progress will be resumed by the next serve")
+        return 130
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+    err.print("stopped")
     return EXIT_OK
 
 

@@ -16,6 +16,7 @@ One base, :class:`PodiumError`, so ``except PodiumError`` catches podium's compl
     │   └── RoutingError             a router or a step chose a target that does not exist or was not declared
     ├── JoinStalledError             the run ran out of work while a join still waited for some of its sources
     ├── RunIncompleteError           ``RunResult.unwrap()`` on a run that was limited or cancelled
+    ├── TriggerError                 a trigger's event cannot start a run (its payload does not fit): trigger, key
     ├── JournalError                 the journal cannot do what was asked; nothing was written
     │   ├── StoreError               the store cannot be used: it does not connect, or is not a podium journal
     │   ├── RunNotFoundError         no run has that id in this store
@@ -58,6 +59,7 @@ __all__ = [
     "StepFailedError",
     "StepOutputError",
     "StoreError",
+    "TriggerError",
     "UpdateConflictError",
     "WorkflowDefinitionError",
 ]
@@ -226,6 +228,21 @@ class RunIncompleteError(PodiumError):
         self.status = status
         self.reason = reason
         super().__init__(f"run {run_id} ended {status}: {reason}")
+
+
+class TriggerError(PodiumError):
+    """An event a trigger saw cannot start a run: its payload does not fit the workflow's input. Nothing was
+    journaled; the same event will be refused again, so fix the trigger's ``input`` or the sender.
+
+    Attributes:
+        trigger: the trigger's name.
+        key: the event's idempotency key.
+    """
+
+    def __init__(self, message: str, *, trigger: str, key: str) -> None:
+        self.trigger = trigger
+        self.key = key
+        super().__init__(f"trigger {trigger!r}: {message}")
 
 
 class JournalError(PodiumError):

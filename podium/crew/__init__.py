@@ -56,6 +56,12 @@ Routers, leads, handoff agents, planners and voters with ``options`` get an auto
 inline flow may be given instead of an agent's name (``branches: [{sequential: [a, b]}, c]``): it runs as a
 sub-workflow (see :mod:`podium.crew._flows` for what it sees).
 
+**Events and triggers.** ``events:`` declares typed events (name → ``module:Class``); the ``events`` flow
+(``{start: Arrival, on: {Arrival: [opener], Document: [reader]}}``) subscribes agents to them, each getting the
+event as its part, and an answer that is a declared event is emitted in turn. ``triggers:`` declares what starts
+runs from outside (a ``schedule``, a watched ``folder``, a ``webhook``; see :mod:`podium.crew._triggers`), served
+by ``podium serve``; one event never starts two runs.
+
 **Imports.** ``module:attribute`` paths are imported with the crew file's folder first on ``sys.path`` (it stays
 there, so the journal finds the output types again), then the working directory.
 

@@ -2,21 +2,26 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ValidationError
 
-from podium import Agent, Conversation, Hooks, Limits, Model, RunResult, Tool, Workflow, use_model
+from podium import Agent, ConfigError, Conversation, Hooks, Limits, Model, RunResult, Tool, Workflow, use_model
 from podium.crew import _format as fmt
 from podium.crew._flows import FlowBuilder
 from podium.crew._imports import ImportFailed, import_object
 from podium.crew._members import Roster, budget_of
 from podium.crew._outline import outline
+from podium.crew._triggers import crew_triggers, secret_problems
 from podium.crew._yaml import Locator, Path_, did_you_mean, read_yaml
+
+if TYPE_CHECKING:
+    from podium.triggers import Trigger
 
 __all__ = ["Crew", "load_crew"]
 
@@ -36,6 +41,8 @@ class Crew:
         agents: the declared agents, by name, as answering agents (routers get a decision schema per use).
         tools: the declared tools, by name.
         outputs: the declared output types, by name.
+        events: the declared event types, by name.
+        triggers: the triggers that start runs (``podium serve``), by name.
         spec: the validated file.
     """
 
@@ -48,6 +55,8 @@ class Crew:
     agents: Mapping[str, Agent]
     tools: Mapping[str, Tool] = field(default_factory=dict)
     outputs: Mapping[str, type[BaseModel]] = field(default_factory=dict)
+    events: Mapping[str, type[BaseModel]] = field(default_factory=dict)
+    triggers: Mapping[str, Trigger] = field(default_factory=dict)
     spec: fmt.CrewSpec
 
     def summary(self) -> dict[str, Any]:
@@ -72,6 +81,8 @@ class Crew:
             "agents": agents,
             "flow": self.outline(),
             "steps": self.workflow.step_paths(),
+            "events": {name: f"{kind.__module__}:{kind.__qualname__}" for name, kind in self.events.items()},
+            "triggers": {name: spec.model_dump(exclude_defaults=True) for name, spec in self.spec.triggers.items()},
         }
 
     def outline(self) -> list[str]:
@@ -105,6 +116,32 @@ class Crew:
         with self.models(model):
             return await self.workflow.resume(run_id, store=self.store if store is None else store, hooks=hooks)
 
+    async def serve(
+        self, stop: asyncio.Event, *, model: str | Model | None = None, store: Any = None, **options: Any
+    ) -> None:
+        """Run the crew's triggers and the runs they start until ``stop`` is set (``podium serve``); ``options``
+        go to :func:`podium.triggers.serve` (``concurrency``, ``grace``, ``hooks``, ``observer``...).
+
+        Raises:
+            ConfigError: the crew has no triggers, a webhook's secret is not set, a watched folder does not exist,
+                or a webhook cannot listen.
+        """
+        from podium.triggers import serve
+
+        if not self.triggers:
+            raise ConfigError(f"crew {self.name!r} has no triggers: add a 'triggers:' section to {self.path}")
+        missing = secret_problems(self.spec.triggers)
+        if missing:
+            raise ConfigError("; ".join(missing))
+        with self.models(model):
+            await serve(
+                self.workflow,
+                list(self.triggers.values()),
+                stop=stop,
+                store=self.store if store is None else store,
+                **options,
+            )
+
 
 def _model_name(model: Any) -> str | None:
     return model if isinstance(model, str | None) else str(getattr(model, "name", model))
@@ -130,11 +167,20 @@ def load_crew(path: str | Path, *, model: str | Model | None = None) -> Crew:
     folder = file.parent
     tools = {name: _tool(name, target, folder, located) for name, target in spec.tools.items()}
     outputs = {name: _output(name, target, folder, located) for name, target in spec.outputs.items()}
+    events = {name: _output(name, target, folder, located, "events") for name, target in spec.events.items()}
+    for name in events.keys() & outputs.keys():
+        if events[name] is not outputs[name]:
+            raise located.error(("events", name), f"{name!r} is also an output type, another class; rename one")
     roster = Roster(
-        spec.agents, folder=folder, tools=tools, outputs=outputs, locator=located, force_model=model is not None
+        spec.agents,
+        folder=folder,
+        tools=tools,
+        outputs={**events, **outputs},  # an agent may answer with an event
+        locator=located,
+        force_model=model is not None,
     )
     limits = _limits(spec, located)
-    workflow = FlowBuilder(roster, located).build(spec.flow, ("flow",), spec.name, limits)
+    workflow = FlowBuilder(roster, located, events).build(spec.flow, ("flow",), spec.name, limits)
     return Crew(
         name=spec.name,
         path=file,
@@ -145,6 +191,8 @@ def load_crew(path: str | Path, *, model: str | Model | None = None) -> Crew:
         agents=roster.agents,
         tools=tools,
         outputs=outputs,
+        events=events,
+        triggers=crew_triggers(spec.triggers, folder, located),
         spec=spec,
     )
 
@@ -175,8 +223,8 @@ def _tool(name: str, target: str, folder: Path, located: Locator) -> Tool:
     raise located.error(where, f"{target} is a {type(found).__name__}, not a podium Tool or a function")
 
 
-def _output(name: str, target: str, folder: Path, located: Locator) -> type[BaseModel]:
-    where: Path_ = ("outputs", name)
+def _output(name: str, target: str, folder: Path, located: Locator, section: str = "outputs") -> type[BaseModel]:
+    where: Path_ = (section, name)
     try:
         found = import_object(target, folder)
     except ImportFailed as exc:
@@ -220,6 +268,8 @@ def _describe(located: Locator, error: Any, at: Path_) -> tuple[Path_, str] | No
             )
         if pattern == fmt.IMPORT:
             return at, f"{error['input']!r} is not an import path: write module:attribute (e.g. tools:publish)"
+        if pattern == fmt.HOOK_PATH:
+            return at, f"{error['input']!r} is not a path: start it with '/', without spaces, '?' or '#'"
     return None
 
 

@@ -11,11 +11,16 @@ conversation so far; as a member of the other patterns it starts a conversation 
 was sent (a supervisor's instruction, a planner's subtask) or the team's task. Either way its result is one turn
 (and the answer) in the outer conversation. It is named by its ``name:``, else by its pattern (``parallel``,
 ``parallel_2``... when a flow has several).
+
+An ``events`` flow is ``event_driven`` over the conversation: the run's task is validated into the ``start``
+event, each subscriber gets the event it reacts to as its part, its answer becomes a turn, and an answer that is
+one of the crew's declared events is emitted (Python members may also ``podium.context().emit(...)``). The result
+is the last answer.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from pydantic import BaseModel
@@ -30,8 +35,10 @@ from podium import (
     Workflow,
     WorkflowDefinitionError,
     board,
+    context,
     debate,
     escalate,
+    event_driven,
     handoff,
     hierarchical,
     loop,
@@ -54,9 +61,10 @@ Built = Callable[..., Any] | Workflow[Any] | StepSpec
 class FlowBuilder:
     """Turns a validated ``flow:`` into a workflow, checking every name it uses against the crew."""
 
-    def __init__(self, roster: Roster, locator: Locator) -> None:
+    def __init__(self, roster: Roster, locator: Locator, events: Mapping[str, type[BaseModel]] | None = None) -> None:
         self.roster = roster
         self.locator = locator
+        self.events = dict(events or {})
 
     def build(self, flow: Any, path: Path_, name: str, limits: Limits | None = None) -> Workflow[Conversation]:
         """The workflow for one flow mapping at ``path``.
@@ -307,6 +315,44 @@ class FlowBuilder:
             limits=limits,
         )
 
+    def _events(self, options: fmt.EventsOptions, at: Path_, name: str, limits: Limits | None) -> Any:
+        start = self._event_type(options.start, (*at, "start"))
+        emits = tuple(self.events.values())
+        handlers: dict[type, list[Any]] = {}
+        made: dict[str, tuple[Any, Any]] = {}  # one step per agent, whatever it subscribes to
+        for event_name, values in options.on.items():
+            where = (*at, "on", event_name)
+            kind = self._event_type(event_name, where)
+            for index, (step_name, speaker, member) in enumerate(self._members(values, where)):
+                value = values[index]
+                if isinstance(member, Workflow):
+                    raise self.locator.error((*where, index), "an event's subscribers are agents, not flows")
+                if step_name in made and made[step_name][0] != value:
+                    raise self.locator.error(
+                        (*where, index), f"{step_name!r} subscribes elsewhere with other options; give them once"
+                    )
+                if step_name not in made:
+                    made[step_name] = (value, _as_step(step_name, speaker, member, result=False, emits=emits))
+                handlers.setdefault(kind, []).append(made[step_name][1])
+
+        def begin(state: Conversation) -> list[Any]:
+            return [_as_event(start, state.task)]
+
+        def task(value: Any) -> dict[str, Any]:
+            return {"task": _as_event(start, value)}
+
+        return event_driven(
+            handlers, source=begin, state=Conversation, name=name, output=_last_answer, input=task, limits=limits
+        )
+
+    def _event_type(self, name: str, where: Path_) -> type[BaseModel]:
+        kind = self.events.get(name)
+        if kind is None:
+            raise self.locator.error(
+                where, f"no event {name!r} is declared under 'events'{did_you_mean(name, self.events)}"
+            )
+        return kind
+
     def _planner(self, options: fmt.PlannerOptions, at: Path_, name: str, limits: Limits | None) -> Any:
         plan = self.roster.planner(options.plan, (*at, "plan"), options.max_subtasks)
         _, worker = self._one(options.worker, (*at, "worker"))
@@ -347,8 +393,9 @@ class FlowBuilder:
         )
 
 
-def _as_step(name: str, speaker: str, member: Built, *, result: bool = True) -> Any:
-    """A member as a step over the conversation: its answer becomes a turn (and, with ``result``, the result)."""
+def _as_step(name: str, speaker: str, member: Built, *, result: bool = True, emits: tuple[type, ...] = ()) -> Any:
+    """A member as a step over the conversation: its answer becomes a turn (and, with ``result``, the result); an
+    answer that is an instance of one of ``emits`` is also emitted as an event."""
 
     def update(answer: Any) -> dict[str, Any]:
         said = {"turns": Turn(speaker=speaker, content=answer)}
@@ -370,21 +417,46 @@ def _as_step(name: str, speaker: str, member: Built, *, result: bool = True) -> 
         options = dict(member.options)
         member = member.fn
         if options.get("fallbacks"):
-            options["fallbacks"] = [_answering(f, getattr(f, "__name__", name), update) for f in options["fallbacks"]]
+            options["fallbacks"] = [
+                _answering(f, getattr(f, "__name__", name), update, emits) for f in options["fallbacks"]
+            ]
         answered_by = getattr(options.get("on_error"), "answered_by", None)  # an escalation: a person answers
         if answered_by is not None:
             options["on_error"] = answered_by(lambda state, item, value: update(value))
-    return step(_answering(member, name, update), name=name, **options)
+    return step(_answering(member, name, update, emits), name=name, **options)
 
 
-def _answering(agent: Any, name: str, update: Callable[[Any], dict[str, Any]]) -> Callable[..., Any]:
-    """``agent`` as a step over the conversation, its answer made a turn by ``update``."""
+def _answering(
+    agent: Any, name: str, update: Callable[[Any], dict[str, Any]], emits: tuple[type, ...] = ()
+) -> Callable[..., Any]:
+    """``agent`` as a step over the conversation, its answer made a turn by ``update`` (and emitted, if it is an
+    instance of one of ``emits``)."""
 
     async def answer(state: Conversation, item: Any = None) -> dict[str, Any]:
-        return update(await agent(state, item))
+        said = await agent(state, item)
+        if emits and isinstance(said, emits):
+            context().emit(said)
+        return update(said)
 
     answer.__name__ = name
     return answer
+
+
+def _last_answer(state: Conversation) -> Any:
+    return state.turns[-1].content if state.turns else None
+
+
+def _as_event(kind: type[BaseModel], value: Any) -> BaseModel:
+    """``value`` (an instance, JSON text, or data) as the event ``kind``.
+
+    Raises:
+        pydantic.ValidationError: it does not fit.
+    """
+    if isinstance(value, kind):
+        return value
+    if isinstance(value, str | bytes):
+        return kind.model_validate_json(value)
+    return kind.model_validate(value)
 
 
 def _result_or_answers(speakers: list[str]) -> Callable[[Conversation], Any]:

@@ -28,7 +28,10 @@ __all__ = [
     "BudgetSpec",
     "CrewSpec",
     "DebateFlow",
+    "EventsFlow",
+    "EventsOptions",
     "Flow",
+    "FolderSpec",
     "HandoffFlow",
     "HierarchicalFlow",
     "LimitsSpec",
@@ -38,11 +41,14 @@ __all__ = [
     "OnErrorSpec",
     "ParallelFlow",
     "PlannerFlow",
+    "ScheduleSpec",
     "SequentialFlow",
     "SupervisorFlow",
     "TeamSpec",
+    "TriggerSpec",
     "Until",
     "VoteFlow",
+    "WebhookSpec",
     "crew_schema",
     "pattern_of",
 ]
@@ -53,6 +59,7 @@ IMPORT = r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$"
 ImportPath = Annotated[str, Field(pattern=IMPORT, description="`module:attribute`")]
 MODEL = r"^(test|local|https?://\S+|[A-Za-z][\w-]*:\S+)$"
 """A model spec's shape: ``test``, ``local``, ``provider:model`` or an OpenAI-compatible base URL."""
+HOOK_PATH = r"^/[^\s?#]*$"
 PATTERNS = (
     "sequential",
     "parallel",
@@ -64,6 +71,7 @@ PATTERNS = (
     "loop",
     "planner",
     "board",
+    "events",
 )
 
 
@@ -413,6 +421,26 @@ class BoardFlow(_Flow):
     board: BoardOptions
 
 
+class EventsOptions(_Spec):
+    start: str = Field(
+        pattern=NAME,
+        description="The event the run begins with (a name under `events`): the run's input, a JSON object or "
+        "JSON text, is validated into it.",
+    )
+    on: dict[Annotated[str, Field(pattern=NAME)], list[Member]] = Field(
+        min_length=1,
+        description="Event name (under `events`) → the agents that react to it, each given the event as its part. "
+        "An answer that is one of the declared events is emitted in turn and wakes that event's agents.",
+    )
+
+
+class EventsFlow(_Flow):
+    """Agents subscribe to typed events and react; an answer that is an event wakes the next ones. The run ends
+    when no event is left; the result is the last answer."""
+
+    events: EventsOptions
+
+
 Flow = Annotated[
     Annotated[SequentialFlow, Tag("sequential")]
     | Annotated[ParallelFlow, Tag("parallel")]
@@ -423,7 +451,8 @@ Flow = Annotated[
     | Annotated[VoteFlow, Tag("vote")]
     | Annotated[LoopFlow, Tag("loop")]
     | Annotated[PlannerFlow, Tag("planner")]
-    | Annotated[BoardFlow, Tag("board")],
+    | Annotated[BoardFlow, Tag("board")]
+    | Annotated[EventsFlow, Tag("events")],
     Discriminator(
         pattern_of,
         custom_error_type="crew_flow",
@@ -431,6 +460,64 @@ Flow = Annotated[
     ),
 ]
 """How the agents work together: a mapping with one pattern key."""
+
+
+class ScheduleSpec(_Spec):
+    """Start a run each time a cron expression is due; the payload is `{trigger, due, cron}` (`due`: local ISO)."""
+
+    cron: str = Field(description="Five fields (`*/5 * * * *`, `0 7 * * MON-FRI`) or `@hourly`, `@daily`...")
+    timezone: str = Field(default="UTC", description="The IANA zone whose wall clock the fields follow.")
+    catch_up: float = Field(
+        default=0,
+        ge=0,
+        description="At start, fire once for the latest due time missed at most this many seconds ago (0: never).",
+    )
+
+
+class FolderSpec(_Spec):
+    """Start a run for each file in a folder once it is complete; the payload is `{path, name, size, sha256}`."""
+
+    path: str = Field(description="The folder, relative to the crew file; it must exist when serving starts.")
+    pattern: str = Field(
+        default="*", description="A glob for file names (`*.pdf`); names starting with `.` are skipped."
+    )
+    recursive: bool = Field(default=False, description="Also look in subfolders.")
+    settle: float = Field(default=2.0, ge=0, description="Seconds a file must stay unchanged before it counts.")
+    poll: float = Field(default=1.0, gt=0, description="Seconds between looks at the folder.")
+
+
+class WebhookSpec(_Spec):
+    """Start a run for each JSON document POSTed to a path; the payload is the body."""
+
+    path: str = Field(pattern=HOOK_PATH, description="Where it is served (`/hooks/tickets`).")
+    host: str = Field(default="127.0.0.1", description="The address to bind (this machine only by default).")
+    port: int = Field(default=8080, ge=0, le=65535, description="The port (0: any free one, shown when serving).")
+    secret_env: str | None = Field(
+        default=None,
+        pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
+        description="An environment variable holding a shared secret that requests must send in `secret_header`.",
+    )
+    secret_header: str = Field(default="X-Podium-Secret", description="The header that carries the secret.")
+    max_body: int = Field(default=1 << 20, ge=1, description="The largest body accepted, in bytes.")
+
+
+class TriggerSpec(_Spec):
+    """Something outside a run that starts one: one of `schedule`, `folder` or `webhook`, and optionally `input`."""
+
+    schedule: ScheduleSpec | None = None
+    folder: FolderSpec | None = None
+    webhook: WebhookSpec | None = None
+    input: str | None = Field(
+        default=None,
+        description="The run's task, a template filled with the payload's fields (`New file: {name}`); without "
+        "it the payload itself is the task.",
+    )
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> TriggerSpec:
+        if sum(kind is not None for kind in (self.schedule, self.folder, self.webhook)) != 1:
+            raise PydanticCustomError("trigger_kind", "give exactly one of 'schedule', 'folder' or 'webhook'")
+        return self
 
 
 class CrewSpec(_Spec):
@@ -460,12 +547,22 @@ class CrewSpec(_Spec):
     outputs: dict[Annotated[str, Field(pattern=NAME)], ImportPath] = Field(
         default_factory=dict, description="Type name → `module:Class` of a pydantic model."
     )
+    events: dict[Annotated[str, Field(pattern=NAME)], ImportPath] = Field(
+        default_factory=dict,
+        description="Event name → `module:Class` of a pydantic model, for `events` flows; agents may answer with "
+        "one (`output: <event>`).",
+    )
     agents: dict[Annotated[str, Field(pattern=NAME)], AgentSpec] = Field(
         min_length=1, description="Agent name → its settings."
     )
     flow: Flow = Field(
         description="How the agents work together: a mapping with one pattern key (sequential, parallel, supervisor, "
-        "hierarchical, handoff, debate, vote, loop, planner, board); members are agent names or nested flows."
+        "hierarchical, handoff, debate, vote, loop, planner, board, events); members are agent names or nested flows."
+    )
+    triggers: dict[Annotated[str, Field(pattern=NAME)], TriggerSpec] = Field(
+        default_factory=dict,
+        description="Trigger name → a schedule, watched folder or webhook that starts runs (`podium serve`); an "
+        "event that is seen twice starts one run.",
     )
 
 
@@ -480,6 +577,7 @@ _RECURSIVE: tuple[type[BaseModel], ...] = (
     LoopOptions,
     PlannerOptions,
     BoardOptions,
+    EventsOptions,
     CrewSpec,
 )
 for _model in _RECURSIVE:  # they refer to Flow, defined after them

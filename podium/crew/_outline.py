@@ -84,6 +84,8 @@ def _parts(pattern: str, options: Any) -> tuple[list[str], list[tuple[str, Any]]
         details = [f"opener: {options.opener}"] if options.opener else []
         details += [f"max_mentions: {options.max_mentions}", f"max_depth: {options.max_depth}"]
         return details, [("", m) for m in options.members]
+    if pattern == "events":
+        return [f"start: {options.start}"], [(f"on {event}: ", m) for event, ms in options.on.items() for m in ms]
     # planner
     return [f"max_subtasks: {options.max_subtasks}"], [
         ("plan: ", options.plan),

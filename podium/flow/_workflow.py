@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from podium.flow._state import StateSchema
     from podium.flow._step import Step
     from podium.flow._validate import Topology
+    from podium.journal._events import Event
     from podium.journal._store import Store
     from podium.observe._hooks import Hooks
     from podium.runtime._handle import RunHandle
@@ -238,11 +239,20 @@ class Workflow(Generic[S]):
         *,
         run_id: str | None = None,
         store: StoreArg = None,
+        records: Sequence[Event] = (),
     ) -> str:
         """Journal a run without running it, for a :class:`~podium.Worker` (in any process) to pick up.
 
+        Args:
+            records: journal records written after its acceptance, in the same transaction (a trigger's
+                ``trigger_fired``).
+
         Returns:
             The run's id.
+
+        Raises:
+            pydantic.ValidationError: ``input`` does not fit the state type (nothing was journaled).
+            RunStateError: a run with this id exists already (nothing was journaled).
         """
         import time
 
@@ -258,7 +268,9 @@ class Workflow(Generic[S]):
         accepted = RunAccepted(
             workflow=self.name, state=encode(state), fingerprint=self.fingerprint, steps=self.step_paths()
         )
-        await resolved.create_run(new_id, self.name, [accepted], owner=None, lease_seconds=0.0, at=time.time())
+        await resolved.create_run(
+            new_id, self.name, [accepted, *records], owner=None, lease_seconds=0.0, at=time.time()
+        )
         return new_id
 
     async def resume(

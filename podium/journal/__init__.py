@@ -37,6 +37,7 @@ from podium.journal._events import (
     TasksScheduled,
     ToolCalled,
     ToolStarted,
+    TriggerFired,
 )
 from podium.journal._memory import MemoryStore
 from podium.journal._store import FINISHED, Entry, Question, RunInfo, RunState, Store, StoreStats
@@ -76,6 +77,7 @@ __all__ = [
     "TasksScheduled",
     "ToolCalled",
     "ToolStarted",
+    "TriggerFired",
     "decode",
     "default_store",
     "encode",

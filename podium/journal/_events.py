@@ -7,6 +7,7 @@ them. Values that came from user code (state, updates, items, answers) are held 
 A run's journal reads, for example::
 
     run_accepted      the run exists, with its input; written before any step runs
+    trigger_fired     a trigger started the run: which one, what it saw, and the idempotency key (with run_accepted)
     run_started       a process took the run (again, after a resume)
     tasks_scheduled   the tasks of a superstep that has several (a lone task is named by its own record)
     step_completed    a task's update, routing and emitted events: never executed again once written
@@ -55,6 +56,7 @@ __all__ = [
     "TasksScheduled",
     "ToolCalled",
     "ToolStarted",
+    "TriggerFired",
 ]
 
 
@@ -71,6 +73,23 @@ class RunAccepted:
     """The workflow's structure hash (``Workflow.fingerprint``), so a resume can tell the code changed."""
     steps: list[str] | None = None
     """The workflow's step paths, sub-workflows' included, so a refused resume can say what changed."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TriggerFired:
+    """A trigger (a schedule, a watched folder, a webhook) started the run, in the transaction that created it.
+
+    The run's id is derived from the trigger's name and ``key`` (the event's idempotency key), so the same event
+    seen twice maps to the same run id, and the store refuses the second run.
+    """
+
+    kind: Literal["trigger_fired"] = "trigger_fired"
+    trigger: str
+    source: str
+    """``schedule``, ``folder`` or ``webhook``."""
+    key: str
+    payload: Any
+    """What the trigger saw (the due time, the file, the request's JSON body), encoded."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -316,6 +335,7 @@ class RunFinished:
 
 Event: TypeAlias = Annotated[
     RunAccepted
+    | TriggerFired
     | RunStarted
     | TasksScheduled
     | StepCompleted

@@ -18,7 +18,7 @@ from podium.journal._store import FINISHED, Entry, Question, RunInfo, RunState, 
 __all__ = ["KEEP_WHEN_COMPACTING", "MemoryStore", "claim_refusal", "question_from"]
 
 KEEP_WHEN_COMPACTING = frozenset(
-    {"run_accepted", "interrupt_asked", "interrupt_answered", "step_failed", "run_finished"}
+    {"run_accepted", "trigger_fired", "interrupt_asked", "interrupt_answered", "step_failed", "run_finished"}
 )
 
 

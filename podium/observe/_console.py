@@ -69,6 +69,12 @@ class ConsoleProgress(Hooks):
 def print_run_report(console: Console, report: dict[str, Any]) -> None:
     """Print a run's timeline (what :func:`podium.observe._timeline.run_report` gives) as a table."""
     console.print(f"run {report['run_id']}  {report['workflow']}  {report['status']}  started {report['started']}")
+    fired = report.get("trigger")
+    if fired is not None:
+        payload = escape(json.dumps(fired["payload"])[:300])
+        console.print(
+            f"started by {fired['source']} {escape(fired['trigger'])} (key {escape(fired['key'])}): {payload}"
+        )
     table = Table("task", "step", "agents", "duration", "tokens in/out", "cost", "tools", "status", box=None)
     for t in report["tasks"]:
         called = t["model_calls"] > 0

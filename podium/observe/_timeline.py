@@ -10,7 +10,7 @@ from typing import Any
 
 from podium.journal import Entry, Store
 
-__all__ = ["TaskRecord", "plain", "run_end", "run_report", "timeline"]
+__all__ = ["TaskRecord", "plain", "run_end", "run_report", "run_trigger", "timeline"]
 
 
 @dataclass(slots=True, kw_only=True)
@@ -73,7 +73,17 @@ async def run_report(store: Store, run_id: str) -> dict[str, Any]:
         "tasks": [dataclasses.asdict(record) for record in timeline(entries)],
         "questions": questions,
         "end": run_end(entries),
+        "trigger": run_trigger(entries),
     }
+
+
+def run_trigger(entries: Sequence[Entry]) -> dict[str, Any] | None:
+    """What started the run, if a trigger did: its name, kind, the event's key and payload (plain data)."""
+    for entry in entries[:3]:  # journaled with the run's acceptance
+        event = entry.event
+        if event.kind == "trigger_fired":
+            return {"trigger": event.trigger, "source": event.source, "key": event.key, "payload": plain(event.payload)}
+    return None
 
 
 def timeline(entries: Sequence[Entry]) -> list[TaskRecord]:

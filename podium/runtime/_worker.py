@@ -25,6 +25,7 @@ from podium.runtime._runner import JournalOptions, execute
 
 if TYPE_CHECKING:
     from podium.flow._workflow import StoreArg, Workflow
+    from podium.observe._hooks import Hooks
     from podium.runtime._limits import Limits
     from podium.runtime._result import RunResult
 
@@ -41,6 +42,7 @@ class Worker:
         poll_seconds: how long ``serve`` sleeps when there is nothing to claim.
         limits: override the workflows' limits.
         journal: lease and snapshot settings.
+        hooks: observers of every run this worker executes.
     """
 
     def __init__(
@@ -52,6 +54,7 @@ class Worker:
         poll_seconds: float = 0.5,
         limits: Limits | None = None,
         journal: JournalOptions | None = None,
+        hooks: Sequence[Hooks] = (),
     ) -> None:
         from podium.flow._workflow import resolve_store
 
@@ -66,6 +69,8 @@ class Worker:
         self.poll_seconds = poll_seconds
         self.limits = limits
         self.options = journal or JournalOptions()
+        self.hooks = tuple(hooks)
+        self._wake = asyncio.Event()
         self.finished: list[RunResult[Any]] = []
         self.refused: list[tuple[str, JournalError]] = []
         """Runs this worker claimed but could not execute (another took them over, the journal does not match
@@ -90,12 +95,48 @@ class Worker:
             await asyncio.gather(*batch)
             done += len(batch)
 
+    def wake(self) -> None:
+        """Look for runs to claim now rather than at the next poll (a run was just submitted in this process)."""
+        self._wake.set()
+
     async def serve(self, stop: asyncio.Event) -> None:
-        """Execute runs as they come until ``stop`` is set (runs in progress then finish first)."""
-        while not stop.is_set():
-            if await self.run_once() == 0:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), self.poll_seconds)
+        """Execute runs as they come until ``stop`` is set; runs in progress then finish first.
+
+        A run is claimed whenever fewer than ``concurrency`` are executing: at once after :meth:`wake` or when a
+        run ends, else every ``poll_seconds``. Cancelling ``serve`` cancels the runs in progress; each gives its
+        lease up, so another worker resumes it at once.
+        """
+        await self.store.open()
+        self._wake = asyncio.Event()  # of this loop
+        running: set[asyncio.Task[None]] = set()
+        stopping = asyncio.ensure_future(stop.wait())
+        try:
+            while not stop.is_set():
+                self._wake.clear()  # before claiming: a wake() during the claims is not lost
+                while len(running) < self.concurrency:
+                    owner = new_owner()
+                    info = await self.store.claim_next(
+                        owner, workflows=self.workflows, lease_seconds=self.options.lease_seconds, at=time.time()
+                    )
+                    if info is None:
+                        break
+                    running.add(asyncio.create_task(self._execute(info.workflow, info.run_id, owner)))
+                woken = asyncio.ensure_future(self._wake.wait())
+                await asyncio.wait(
+                    [stopping, woken, *running], timeout=self.poll_seconds, return_when=asyncio.FIRST_COMPLETED
+                )
+                woken.cancel()
+                for task in [t for t in running if t.done()]:
+                    running.discard(task)
+                    task.result()  # a run's unexpected error (a hook that raised) stops the worker, as in run_once
+            await asyncio.gather(*running)
+            running.clear()
+        finally:
+            stopping.cancel()
+            for task in running:
+                task.cancel()
+            if running:
+                await asyncio.wait(running)
 
     async def _execute(self, workflow_name: str, run_id: str, owner: str) -> None:
         workflow = self.workflows[workflow_name]
@@ -105,7 +146,7 @@ class Worker:
                 None,
                 run_id=run_id,
                 limits=self.limits,
-                hooks=(),
+                hooks=self.hooks,
                 store=self.store,
                 resume=True,
                 options=self.options,

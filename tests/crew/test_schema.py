@@ -25,8 +25,10 @@ def test_the_schema_describes_the_top_level_fields() -> None:
         "limits",
         "tools",
         "outputs",
+        "events",
         "agents",
         "flow",
+        "triggers",
     ]
     assert set(schema["required"]) == {"name", "agents", "flow"}
     assert schema["additionalProperties"] is False
@@ -50,3 +52,16 @@ def test_crew_files_validate_against_the_schema() -> None:
     jsonschema.validate(data, crew_schema())
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate({**data, "colour": "blue"}, crew_schema())
+
+
+def test_the_example_crews_validate_against_the_schema() -> None:
+    jsonschema = pytest.importorskip("jsonschema")
+    from pathlib import Path
+
+    from podium.crew._yaml import read_yaml
+
+    examples = Path(__file__).resolve().parents[2] / "examples"
+    crews = sorted(examples.glob("*/crew.yaml"))
+    assert any(c.parent.name == "intake" for c in crews)
+    for crew in crews:
+        jsonschema.validate(read_yaml(crew).data, crew_schema())  # podium's reading: `on:` is the word, not true

@@ -44,6 +44,21 @@ def test_an_example_crew_runs_on_the_test_model(example: str, steps: int, tmp_pa
     assert (tmp_path / ".podium" / "podium.db").exists()  # journaled in the working folder by default
 
 
+def test_the_intake_desk_files_a_summary_of_a_posted_document(tmp_path: Path) -> None:
+    """What its webhook does for each document, without serving (``podium serve`` is tested in tests/triggers)."""
+    crew = ROOT / "examples" / "intake" / "crew.yaml"
+    document = json.dumps({"title": "Pump leak", "text": "The pump in hall 2 leaks."})
+    done = podium(
+        "run", str(crew), "--input", document, "--model", "test", "--json",
+        cwd=tmp_path, env={"PODIUM_OUTPUT": str(tmp_path / "out")},
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    out = json.loads(done.stdout)
+    assert (out["status"], out["steps"]) == ("completed", 4)
+    assert Path(out["output"]) == tmp_path / "out" / "pump-leak.md"
+    assert Path(out["output"]).read_text().endswith("Source: webhook\n")
+
+
 def test_the_content_team_publishes_markdown(tmp_path: Path) -> None:
     crew = ROOT / "examples" / "content_team" / "crew.yaml"
     done = podium(

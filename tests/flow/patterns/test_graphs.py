@@ -599,6 +599,21 @@ async def test_event_driven_with_no_events_ends_after_the_source() -> None:
     assert result.steps == 1
 
 
+async def test_an_agent_subscribes_to_an_event_type_and_gets_the_event_as_its_item() -> None:
+    from podium import Agent, TestModel, use_model
+
+    summarizer = Agent("summarizer", role="Summarizer")
+    wf = event_driven({Ticket: step(summarizer, into="log")}, source=lambda s: s.inbox, state=Desk, output="log")
+    model = TestModel({"summarizer": ["a summary", "another"]})
+    with use_model(model):
+        result = await wf.run({"inbox": [Ticket(id=1), Ticket(id=2)]})
+
+    assert result.status is RunStatus.COMPLETED
+    assert sorted(result.output) == ["a summary", "another"]
+    prompts = sorted(call.messages[-1].content for call in model.calls)
+    assert prompts == [Ticket(id=1).model_dump_json(indent=1), Ticket(id=2).model_dump_json(indent=1)]
+
+
 async def test_event_driven_event_storm_is_bounded_by_max_steps() -> None:
     handled: list[int] = []
 
