@@ -16,6 +16,8 @@ from podium.errors import (
     JoinStalledError,
     JournalError,
     JournalMismatchError,
+    KnowledgeAccessError,
+    KnowledgeError,
     LeaseLostError,
     ModelError,
     ModelPermanentError,
@@ -71,6 +73,7 @@ if TYPE_CHECKING:
         vote,
     )
     from podium.journal._sqlite import SQLiteStore
+    from podium.knowledge import Access, AgentKnowledge, KnowledgeBase, knowledge_tools
     from podium.models import TestModel, use_model
     from podium.runtime._divert import Failure, divert
     from podium.runtime._escalate import Escalation, escalate
@@ -106,6 +109,10 @@ _LAZY = {
     "TestModel": "podium.models",
     "use_model": "podium.models",
     "SQLiteStore": "podium.journal._sqlite",
+    "Access": "podium.knowledge",
+    "AgentKnowledge": "podium.knowledge",
+    "KnowledgeBase": "podium.knowledge",
+    "knowledge_tools": "podium.knowledge",
 }
 
 
@@ -177,6 +184,11 @@ __all__ = [
     "ask",
     "escalate",
     "open_store",
+    # agents communicating: the knowledge base
+    "Access",
+    "AgentKnowledge",
+    "KnowledgeBase",
+    "knowledge_tools",
     # observing
     "Hooks",
     # agents and models
@@ -196,6 +208,8 @@ __all__ = [
     "InterruptError",
     "JournalError",
     "JournalMismatchError",
+    "KnowledgeAccessError",
+    "KnowledgeError",
     "LeaseLostError",
     "ModelError",
     "ModelPermanentError",

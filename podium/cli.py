@@ -339,6 +339,15 @@ def _validate(path: Path) -> int:
     out.print("flow:")
     for line in data["flow"]:
         out.print(f"  {escape(line)}")
+    knowledge = data["knowledge"]
+    if knowledge is not None:
+        out.print("knowledge:")
+        for source in knowledge["sources"]:
+            globs = ", ".join(source["glob"])
+            out.print(f"  source {escape(source['path'])} ({escape(globs)}) -> {escape(source['namespace'])}")
+        for name, access in knowledge["access"].items():
+            read, write = ", ".join(access["read"]) or "-", ", ".join(access["write"]) or "-"
+            out.print(f"  {escape(name)}: reads {escape(read)}; writes {escape(write)}")
     return EXIT_OK
 
 

@@ -53,6 +53,10 @@ Routers, leads, handoff agents, planners and voters with ``options`` get an auto
 inline flow may be given instead of an agent's name (``branches: [{sequential: [a, b]}, c]``): it runs as a
 sub-workflow (see :mod:`podium.crew._flows` for what it sees).
 
+**Knowledge.** A ``knowledge:`` section declares the shared knowledge base's ``sources`` (files and folders
+loaded, chunked, into the run's store before each run: only what changed) and each agent's ``access`` (its
+``kb_search``, ``kb_read`` and ``kb_write`` tools follow from it); see :mod:`podium.crew._knowledge`.
+
 **Imports.** ``module:attribute`` paths are imported with the crew file's folder first on ``sys.path`` (it stays
 there, so the journal finds the output types again), then the working directory.
 

@@ -14,9 +14,11 @@ from podium import Agent, Conversation, Hooks, Limits, Model, RunResult, Tool, W
 from podium.crew import _format as fmt
 from podium.crew._flows import FlowBuilder
 from podium.crew._imports import ImportFailed, import_object
+from podium.crew._knowledge import CrewKnowledge, crew_knowledge
 from podium.crew._members import Roster, budget_of
 from podium.crew._outline import outline
 from podium.crew._yaml import Locator, Path_, did_you_mean, read_yaml
+from podium.knowledge import LoadReport
 
 __all__ = ["Crew", "load_crew"]
 
@@ -35,6 +37,7 @@ class Crew:
         agents: the declared agents, by name, as answering agents (routers get a decision schema per use).
         tools: the declared tools, by name.
         outputs: the declared output types, by name.
+        knowledge: the knowledge base's sources and each agent's access, if the file has a ``knowledge:`` section.
         spec: the validated file.
     """
 
@@ -47,6 +50,7 @@ class Crew:
     agents: Mapping[str, Agent]
     tools: Mapping[str, Tool] = field(default_factory=dict)
     outputs: Mapping[str, type[BaseModel]] = field(default_factory=dict)
+    knowledge: CrewKnowledge | None = None
     spec: fmt.CrewSpec
 
     def summary(self) -> dict[str, Any]:
@@ -63,12 +67,24 @@ class Crew:
             }
             for name, agent in self.agents.items()
         }
+        knowledge = None
+        if self.knowledge is not None:
+            knowledge = {
+                "sources": [
+                    {"path": str(s.path), "namespace": s.namespace, "glob": list(s.globs)}
+                    for s in self.knowledge.sources
+                ],
+                "access": {
+                    name: {"read": list(a.read), "write": list(a.write)} for name, a in self.knowledge.access.items()
+                },
+            }
         return {
             "name": self.name,
             "path": str(self.path),
             "model": _model_name(self.model),
             "store": self.store,
             "agents": agents,
+            "knowledge": knowledge,
             "flow": self.outline(),
             "steps": self.workflow.step_paths(),
         }
@@ -91,18 +107,35 @@ class Crew:
         hooks: Sequence[Hooks] = (),
         run_id: str | None = None,
     ) -> RunResult[Conversation]:
-        """Run the crew on ``task`` (with the crew's model and store unless given)."""
+        """Run the crew on ``task`` (with the crew's model and store unless given); its knowledge sources are loaded
+        into the store first (only what changed)."""
+        chosen = self.store if store is None else store
+        await self.load_knowledge(chosen)
         with self.models(model):
-            return await self.workflow.run(
-                task, store=self.store if store is None else store, hooks=hooks, run_id=run_id
-            )
+            return await self.workflow.run(task, store=chosen, hooks=hooks, run_id=run_id)
 
     async def resume(
         self, run_id: str, *, model: str | Model | None = None, store: Any = None, hooks: Sequence[Hooks] = ()
     ) -> RunResult[Conversation]:
         """Resume one of the crew's runs (after a crash, a failure, or once its questions are answered)."""
+        chosen = self.store if store is None else store
+        await self.load_knowledge(chosen)
         with self.models(model):
-            return await self.workflow.resume(run_id, store=self.store if store is None else store, hooks=hooks)
+            return await self.workflow.resume(run_id, store=chosen, hooks=hooks)
+
+    async def load_knowledge(self, store: Any = None) -> list[LoadReport]:
+        """Load the crew's knowledge sources into the knowledge base of ``store`` (a store, a URL, None for the
+        default store; False: none), writing only what changed. Nothing to do without a ``knowledge:`` section.
+
+        Raises:
+            KnowledgeError: a source's file or folder is gone, or a file is not UTF-8 text.
+        """
+        from podium.flow._workflow import resolve_store
+
+        resolved = resolve_store(store)
+        if self.knowledge is None or resolved is None:
+            return []
+        return await self.knowledge.load(resolved)
 
 
 def _model_name(model: Any) -> str | None:
@@ -129,8 +162,19 @@ def load_crew(path: str | Path, *, model: str | Model | None = None) -> Crew:
     folder = file.parent
     tools = {name: _tool(name, target, folder, located) for name, target in spec.tools.items()}
     outputs = {name: _output(name, target, folder, located) for name, target in spec.outputs.items()}
+    knowledge = None
+    if spec.knowledge is not None:
+        knowledge = crew_knowledge(
+            spec.knowledge, crew=spec.name, agents=list(spec.agents), tools=tools, folder=folder, located=located
+        )
     roster = Roster(
-        spec.agents, folder=folder, tools=tools, outputs=outputs, locator=located, force_model=model is not None
+        spec.agents,
+        folder=folder,
+        tools=tools,
+        outputs=outputs,
+        locator=located,
+        force_model=model is not None,
+        knowledge=knowledge,
     )
     limits = _limits(spec, located)
     workflow = FlowBuilder(roster, located).build(spec.flow, ("flow",), spec.name, limits)
@@ -144,6 +188,7 @@ def load_crew(path: str | Path, *, model: str | Model | None = None) -> Crew:
         agents=roster.agents,
         tools=tools,
         outputs=outputs,
+        knowledge=knowledge,
         spec=spec,
     )
 

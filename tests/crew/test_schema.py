@@ -25,6 +25,7 @@ def test_the_schema_describes_the_top_level_fields() -> None:
         "limits",
         "tools",
         "outputs",
+        "knowledge",
         "agents",
         "flow",
     ]
