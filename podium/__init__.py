@@ -16,6 +16,8 @@ from podium.errors import (
     JoinStalledError,
     JournalError,
     JournalMismatchError,
+    KnowledgeAccessError,
+    KnowledgeError,
     LeaseLostError,
     ModelError,
     ModelPermanentError,
@@ -75,6 +77,7 @@ if TYPE_CHECKING:
         vote,
     )
     from podium.journal._sqlite import SQLiteStore
+    from podium.knowledge import Access, AgentKnowledge, KnowledgeBase, knowledge_tools
     from podium.models import TestModel, use_model
     from podium.runtime._divert import Failure, divert
     from podium.runtime._escalate import Escalation, escalate
@@ -114,6 +117,10 @@ _LAZY = {
     "TestModel": "podium.models",
     "use_model": "podium.models",
     "SQLiteStore": "podium.journal._sqlite",
+    "Access": "podium.knowledge",
+    "AgentKnowledge": "podium.knowledge",
+    "KnowledgeBase": "podium.knowledge",
+    "knowledge_tools": "podium.knowledge",
 }
 
 
@@ -188,6 +195,11 @@ __all__ = [
     "ask",
     "escalate",
     "open_store",
+    # agents communicating: the knowledge base
+    "Access",
+    "AgentKnowledge",
+    "KnowledgeBase",
+    "knowledge_tools",
     # observing
     "Hooks",
     # agents and models
@@ -208,6 +220,8 @@ __all__ = [
     "InterruptError",
     "JournalError",
     "JournalMismatchError",
+    "KnowledgeAccessError",
+    "KnowledgeError",
     "LeaseLostError",
     "ModelError",
     "ModelPermanentError",

@@ -346,6 +346,15 @@ def _validate(path: Path) -> int:
         out.print("triggers (podium serve):")
         for name, spec in data["triggers"].items():
             out.print(f"  {escape(name)}: {escape(json.dumps(spec))}")
+    knowledge = data["knowledge"]
+    if knowledge is not None:
+        out.print("knowledge:")
+        for source in knowledge["sources"]:
+            globs = ", ".join(source["glob"])
+            out.print(f"  source {escape(source['path'])} ({escape(globs)}) -> {escape(source['namespace'])}")
+        for name, access in knowledge["access"].items():
+            read, write = ", ".join(access["read"]) or "-", ", ".join(access["write"]) or "-"
+            out.print(f"  {escape(name)}: reads {escape(read)}; writes {escape(write)}")
     return EXIT_OK
 
 

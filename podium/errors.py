@@ -25,6 +25,8 @@ One base, :class:`PodiumError`, so ``except PodiumError`` catches podium's compl
     │   ├── JournalMismatchError     the workflow no longer matches the journal it is resumed from
     │   ├── EncodingError            a value cannot be written to the journal (not JSON, model or dataclass)
     │   └── InterruptError           an answer names no pending question, repeats one, or does not fit it
+    ├── KnowledgeError               the knowledge base cannot do what was asked (no such record, a bad source)
+    │   └── KnowledgeAccessError     an agent read or wrote a namespace its access does not allow
     └── ModelError                   a model call failed; ``transient`` says whether trying again may help
         ├── ModelTransientError      timeout, 429, 5xx, a dropped connection (``retry_after`` when the server said)
         └── ModelPermanentError      another 4xx, a refused request, an unknown model: trying again will not help
@@ -45,6 +47,8 @@ __all__ = [
     "JoinStalledError",
     "JournalError",
     "JournalMismatchError",
+    "KnowledgeAccessError",
+    "KnowledgeError",
     "LeaseLostError",
     "ModelError",
     "ModelPermanentError",
@@ -323,6 +327,33 @@ class InterruptError(JournalError):
         self.run_id = run_id
         self.interrupt_id = interrupt_id
         super().__init__(f"run {run_id}, question {interrupt_id!r}: {message}")
+
+
+class KnowledgeError(PodiumError):
+    """The knowledge base cannot do what was asked: no such record, a source file that cannot be read, a search
+    mode it is not set up for. Whatever raised this wrote nothing."""
+
+
+class KnowledgeAccessError(KnowledgeError):
+    """An agent tried to read or write a namespace that its :class:`~podium.knowledge.Access` does not allow.
+
+    Through a knowledge tool this is the error message the model reads, so it says what the agent may do instead.
+
+    Attributes:
+        agent: the agent.
+        action: ``"read"`` or ``"write"``.
+        namespace: the namespace it asked for.
+        allowed: the namespaces it may use for that action.
+    """
+
+    def __init__(self, *, agent: str, action: str, namespace: str, allowed: list[str]) -> None:
+        self.agent = agent
+        self.action = action
+        self.namespace = namespace
+        self.allowed = allowed
+        verb = "read" if action == "read" else "write to"
+        may = ", ".join(repr(a) for a in allowed) if allowed else "none"
+        super().__init__(f"agent {agent!r} may not {verb} namespace {namespace!r}; it may {verb}: {may}")
 
 
 class ModelError(PodiumError):

@@ -62,6 +62,10 @@ event as its part, and an answer that is a declared event is emitted in turn. ``
 runs from outside (a ``schedule``, a watched ``folder``, a ``webhook``; see :mod:`podium.crew._triggers`), served
 by ``podium serve``; one event never starts two runs.
 
+**Knowledge.** A ``knowledge:`` section declares the shared knowledge base's ``sources`` (files and folders
+loaded, chunked, into the run's store before each run: only what changed) and each agent's ``access`` (its
+``kb_search``, ``kb_read`` and ``kb_write`` tools follow from it); see :mod:`podium.crew._knowledge`.
+
 **Imports.** ``module:attribute`` paths are imported with the crew file's folder first on ``sys.path`` (it stays
 there, so the journal finds the output types again), then the working directory.
 

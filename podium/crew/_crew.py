@@ -15,10 +15,12 @@ from podium import Agent, ConfigError, Conversation, Hooks, Limits, Model, RunRe
 from podium.crew import _format as fmt
 from podium.crew._flows import FlowBuilder
 from podium.crew._imports import ImportFailed, import_object
+from podium.crew._knowledge import CrewKnowledge, crew_knowledge
 from podium.crew._members import Roster, budget_of
 from podium.crew._outline import outline
 from podium.crew._triggers import crew_triggers, secret_problems
 from podium.crew._yaml import Locator, Path_, did_you_mean, read_yaml
+from podium.knowledge import LoadReport
 
 if TYPE_CHECKING:
     from podium.triggers import Trigger
@@ -43,6 +45,7 @@ class Crew:
         outputs: the declared output types, by name.
         events: the declared event types, by name.
         triggers: the triggers that start runs (``podium serve``), by name.
+        knowledge: the knowledge base's sources and each agent's access, if the file has a ``knowledge:`` section.
         spec: the validated file.
     """
 
@@ -57,6 +60,7 @@ class Crew:
     outputs: Mapping[str, type[BaseModel]] = field(default_factory=dict)
     events: Mapping[str, type[BaseModel]] = field(default_factory=dict)
     triggers: Mapping[str, Trigger] = field(default_factory=dict)
+    knowledge: CrewKnowledge | None = None
     spec: fmt.CrewSpec
 
     def summary(self) -> dict[str, Any]:
@@ -73,12 +77,24 @@ class Crew:
             }
             for name, agent in self.agents.items()
         }
+        knowledge = None
+        if self.knowledge is not None:
+            knowledge = {
+                "sources": [
+                    {"path": str(s.path), "namespace": s.namespace, "glob": list(s.globs)}
+                    for s in self.knowledge.sources
+                ],
+                "access": {
+                    name: {"read": list(a.read), "write": list(a.write)} for name, a in self.knowledge.access.items()
+                },
+            }
         return {
             "name": self.name,
             "path": str(self.path),
             "model": _model_name(self.model),
             "store": self.store,
             "agents": agents,
+            "knowledge": knowledge,
             "flow": self.outline(),
             "steps": self.workflow.step_paths(),
             "events": {name: f"{kind.__module__}:{kind.__qualname__}" for name, kind in self.events.items()},
@@ -103,18 +119,35 @@ class Crew:
         hooks: Sequence[Hooks] = (),
         run_id: str | None = None,
     ) -> RunResult[Conversation]:
-        """Run the crew on ``task`` (with the crew's model and store unless given)."""
+        """Run the crew on ``task`` (with the crew's model and store unless given); its knowledge sources are loaded
+        into the store first (only what changed)."""
+        chosen = self.store if store is None else store
+        await self.load_knowledge(chosen)
         with self.models(model):
-            return await self.workflow.run(
-                task, store=self.store if store is None else store, hooks=hooks, run_id=run_id
-            )
+            return await self.workflow.run(task, store=chosen, hooks=hooks, run_id=run_id)
 
     async def resume(
         self, run_id: str, *, model: str | Model | None = None, store: Any = None, hooks: Sequence[Hooks] = ()
     ) -> RunResult[Conversation]:
         """Resume one of the crew's runs (after a crash, a failure, or once its questions are answered)."""
+        chosen = self.store if store is None else store
+        await self.load_knowledge(chosen)
         with self.models(model):
-            return await self.workflow.resume(run_id, store=self.store if store is None else store, hooks=hooks)
+            return await self.workflow.resume(run_id, store=chosen, hooks=hooks)
+
+    async def load_knowledge(self, store: Any = None) -> list[LoadReport]:
+        """Load the crew's knowledge sources into the knowledge base of ``store`` (a store, a URL, None for the
+        default store; False: none), writing only what changed. Nothing to do without a ``knowledge:`` section.
+
+        Raises:
+            KnowledgeError: a source's file or folder is gone, or a file is not UTF-8 text.
+        """
+        from podium.flow._workflow import resolve_store
+
+        resolved = resolve_store(store)
+        if self.knowledge is None or resolved is None:
+            return []
+        return await self.knowledge.load(resolved)
 
     async def serve(
         self, stop: asyncio.Event, *, model: str | Model | None = None, store: Any = None, **options: Any
@@ -171,6 +204,11 @@ def load_crew(path: str | Path, *, model: str | Model | None = None) -> Crew:
     for name in events.keys() & outputs.keys():
         if events[name] is not outputs[name]:
             raise located.error(("events", name), f"{name!r} is also an output type, another class; rename one")
+    knowledge = None
+    if spec.knowledge is not None:
+        knowledge = crew_knowledge(
+            spec.knowledge, crew=spec.name, agents=list(spec.agents), tools=tools, folder=folder, located=located
+        )
     roster = Roster(
         spec.agents,
         folder=folder,
@@ -178,6 +216,7 @@ def load_crew(path: str | Path, *, model: str | Model | None = None) -> Crew:
         outputs={**events, **outputs},  # an agent may answer with an event
         locator=located,
         force_model=model is not None,
+        knowledge=knowledge,
     )
     limits = _limits(spec, located)
     workflow = FlowBuilder(roster, located, events).build(spec.flow, ("flow",), spec.name, limits)
@@ -193,6 +232,7 @@ def load_crew(path: str | Path, *, model: str | Model | None = None) -> Crew:
         outputs=outputs,
         events=events,
         triggers=crew_triggers(spec.triggers, folder, located),
+        knowledge=knowledge,
         spec=spec,
     )
 

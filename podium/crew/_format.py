@@ -23,9 +23,11 @@ from podium.crew._yaml import did_you_mean
 
 __all__ = [
     "PATTERNS",
+    "AccessSpec",
     "AgentSpec",
     "BoardFlow",
     "BudgetSpec",
+    "ChunkingSpec",
     "CrewSpec",
     "DebateFlow",
     "EventsFlow",
@@ -34,6 +36,7 @@ __all__ = [
     "FolderSpec",
     "HandoffFlow",
     "HierarchicalFlow",
+    "KnowledgeSpec",
     "LimitsSpec",
     "LoopFlow",
     "Member",
@@ -43,6 +46,7 @@ __all__ = [
     "PlannerFlow",
     "ScheduleSpec",
     "SequentialFlow",
+    "SourceSpec",
     "SupervisorFlow",
     "TeamSpec",
     "TriggerSpec",
@@ -520,6 +524,62 @@ class TriggerSpec(_Spec):
         return self
 
 
+class ChunkingSpec(_Spec):
+    """How source files are split into chunks: by headings, then paragraphs, within a size, with some overlap."""
+
+    max_chars: int = Field(default=1200, ge=100, description="The most characters in one chunk.")
+    overlap: int = Field(
+        default=150, ge=0, description="Characters of a chunk repeated at the start of the next (at most half)."
+    )
+
+
+class SourceSpec(_Spec):
+    """A file, or a folder's files, loaded into the knowledge base (one document per file, chunked). Loading again
+    changes nothing unless a file changed; a file gone from a folder is removed."""
+
+    path: str = Field(description="A file or folder, relative to the crew file.")
+    glob: str | list[str] | None = Field(
+        default=None,
+        description="Which files of a folder (`**/` descends into sub-folders); default `**/*.md` and `**/*.txt`.",
+    )
+    namespace: str = Field(
+        default="crew",
+        description="Where the documents go: `crew` (the crew's namespace, the default) or `agent:<name>`.",
+    )
+    chunking: ChunkingSpec | None = Field(default=None, description="How this source's files are split.")
+
+
+class AccessSpec(_Spec):
+    """What one agent may do with the knowledge base. Entries: `crew`, `run` (the run it works in), `agent` (its
+    own notes), `kind:name` (`agent:researcher`) or `kind:*` (`run:*`). Writing a namespace implies reading it."""
+
+    read: list[str] = Field(default_factory=list, description="Namespaces it may search and read.")
+    write: list[str] = Field(default_factory=list, description="Namespaces it may write (and read).")
+
+
+class KnowledgeSpec(_Spec):
+    """The shared knowledge base, kept in the run's store: sources to load, and who may read and write what."""
+
+    sources: list[SourceSpec] = Field(
+        default_factory=list, description="Files and folders loaded before a run starts (only what changed)."
+    )
+    access: dict[AgentName, AccessSpec] = Field(
+        default_factory=dict,
+        description="Agent name → what it may read and write. Each agent named here gets the tools kb_search and "
+        "kb_read (and kb_write if it may write); a Python member (`call:`) gets `podium.knowledge.current()`.",
+    )
+    search: Literal["keyword", "semantic", "hybrid"] | None = Field(
+        default=None, description="How the tools search: default hybrid with an embedder, else keyword."
+    )
+    limit: int = Field(default=5, ge=1, le=20, description="Passages a search returns unless the agent asks.")
+    chunking: ChunkingSpec | None = Field(default=None, description="How source files are split, by default.")
+    embedder: ImportPath | None = Field(
+        default=None,
+        description="`module:attribute` of an embedder (or a function that makes one) for semantic search: an "
+        "object with `name`, `dimensions` and `embed(texts)`.",
+    )
+
+
 class CrewSpec(_Spec):
     """A podium crew file: agents, and how they work together."""
 
@@ -551,6 +611,9 @@ class CrewSpec(_Spec):
         default_factory=dict,
         description="Event name → `module:Class` of a pydantic model, for `events` flows; agents may answer with "
         "one (`output: <event>`).",
+    )
+    knowledge: KnowledgeSpec | None = Field(
+        default=None, description="The shared knowledge base: sources to load, and each agent's access."
     )
     agents: dict[Annotated[str, Field(pattern=NAME)], AgentSpec] = Field(
         min_length=1, description="Agent name → its settings."

@@ -32,8 +32,10 @@ from pydantic import BaseModel, Field, TypeAdapter, create_model
 from podium import Agent, AgentError, Budget, Done, Handoff, Send, Tool, approve
 from podium.crew._format import MODEL, AgentSpec, BudgetSpec
 from podium.crew._imports import ImportFailed, import_object
+from podium.crew._knowledge import TOOL_NAMES, CrewKnowledge
 from podium.crew._yaml import Locator, Path_, did_you_mean
 from podium.flow._step import arity_of, is_async_callable
+from podium.knowledge._view import AgentKnowledge, acting_as
 
 __all__ = ["Roster", "budget_of", "crew_prompt"]
 
@@ -55,9 +57,10 @@ class PythonMember:
     model = None
     goal = ""
 
-    def __init__(self, name: str, fn: Callable[..., Any]) -> None:
+    def __init__(self, name: str, fn: Callable[..., Any], knowledge: AgentKnowledge | None = None) -> None:
         self.name = name
         self.fn = fn
+        self.knowledge = knowledge
         self.role = f"Python: {getattr(fn, '__module__', '?')}.{getattr(fn, '__qualname__', name)}"
         self.tools: dict[str, Any] = {}
         self.__name__ = name
@@ -66,7 +69,8 @@ class PythonMember:
 
     async def __call__(self, state: Any, item: Any = None) -> Any:
         args = (state, item)[: self._arity]
-        return await self.fn(*args) if self._async else await asyncio.to_thread(self.fn, *args)
+        with acting_as(self.knowledge):  # podium.knowledge.current() inside it (a thread gets a copy of the context)
+            return await self.fn(*args) if self._async else await asyncio.to_thread(self.fn, *args)
 
 
 class Roster:
@@ -79,6 +83,7 @@ class Roster:
         outputs: the crew's output types by name.
         locator: for errors that point into the crew file.
         force_model: drop every agent's own model (the crew's model, or ``use_model``'s, then applies to all).
+        knowledge: the crew's knowledge base settings: agents with access get its tools.
     """
 
     def __init__(
@@ -90,8 +95,11 @@ class Roster:
         outputs: Mapping[str, type[BaseModel]],
         locator: Locator,
         force_model: bool = False,
+        knowledge: CrewKnowledge | None = None,
     ) -> None:
         self.tools = dict(tools)
+        self.knowledge = knowledge
+        self._kb_tools: dict[str, list[Tool]] = {}
         self.outputs = dict(outputs)
         self.locator = locator
         self.force_model = force_model
@@ -227,6 +235,13 @@ class Roster:
     def _recipe(self, name: str, spec: AgentSpec, folder: Path) -> _Recipe:
         where: Path_ = ("agents", name)
         for index, tool_name in enumerate(spec.tools or ()):
+            if tool_name in TOOL_NAMES and tool_name not in self.tools:
+                if not self._knowledge_tools(name):
+                    raise self.locator.error(
+                        (*where, "tools", index),
+                        f"{tool_name!r} comes with knowledge access: give {name!r} an entry under knowledge.access",
+                    )
+                continue
             if tool_name not in self.tools:
                 raise self.locator.error(
                     (*where, "tools", index),
@@ -267,10 +282,11 @@ class Roster:
                     f"{name!r} is a Python member: it cannot decide "
                     f"for a pattern (route, hand off, plan, choose); give it a model instead",
                 )
-            return PythonMember(name, recipe.call)  # type: ignore[return-value]
+            view = self.knowledge.view(name) if self.knowledge is not None else None
+            return PythonMember(name, recipe.call, view)  # type: ignore[return-value]
         settings: dict[str, Any] = {k: getattr(spec, k) for k in _SETTINGS if getattr(spec, k) is not None}
         if spec.tools is not None:
-            settings["tools"] = [self.tools[t] for t in spec.tools]
+            settings["tools"] = [self.tools[t] for t in spec.tools if t in self.tools]
         if output is not _UNSET:
             settings["output"] = output
         elif spec.output is not None:
@@ -287,10 +303,24 @@ class Roster:
         return agent
 
     def _agent(self, recipe: _Recipe, name: str, settings: dict[str, Any]) -> Agent:
+        knowledge = {t.name: t for t in self._knowledge_tools(name)}
+        if "tools" in settings:
+            settings = {**settings, "tools": [*settings["tools"], *knowledge.values()]}
         if recipe.soul is None:
-            return Agent(name, **settings)
-        # the crew's name for it wins: one SOUL.md may serve several agents
-        return Agent.from_soul(recipe.soul, toolbox=self.tools, outputs=self.outputs, name=name, **settings)
+            agent = Agent(name, **{"tools": list(knowledge.values()), **settings})
+        else:  # the crew's name for it wins: one SOUL.md may serve several agents
+            toolbox = {**self.tools, **knowledge}  # a SOUL.md may list kb_search
+            agent = Agent.from_soul(recipe.soul, toolbox=toolbox, outputs=self.outputs, name=name, **settings)
+        agent.tools.update(knowledge)  # all its access gives, whichever of them a SOUL.md lists
+        return agent
+
+    def _knowledge_tools(self, name: str) -> list[Tool]:
+        if self.knowledge is None:
+            return []
+        made = self._kb_tools.get(name)
+        if made is None:
+            made = self._kb_tools[name] = self.knowledge.tools(name)
+        return made
 
     def _fallbacks(self, name: str, entries: Sequence[str], output: Any) -> list[Any]:
         """An agent's ``fallbacks:``: model specs, and other agents made to answer in its form."""

@@ -23,6 +23,7 @@ A run's journal reads, for example::
     tool_called       an agent's call to a tool: arguments and result, or why it was refused
     compensation_started  the run failed or was cancelled after side effects; undoing them begins
     compensated       one step's or tool call's compensation ran; compensation_failed: an attempt that failed
+    knowledge_written a step (an agent, through its tools, or the step's own code) wrote to the knowledge base
     run_finished      completed, failed, limited or cancelled, with the reason
 """
 
@@ -44,6 +45,7 @@ __all__ = [
     "FallbackTaken",
     "InterruptAnswered",
     "InterruptAsked",
+    "KnowledgeWritten",
     "ModelCalled",
     "ModelFailed",
     "RunAccepted",
@@ -321,6 +323,26 @@ class CompensationFailed:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class KnowledgeWritten:
+    """A task wrote record ``record_id`` of the knowledge base (see :mod:`podium.knowledge`).
+
+    ``action`` is ``created``, ``updated``, ``unchanged`` (the same write again, after a crash or a retry: the
+    record's id is derived from the run, so nothing was duplicated) or ``deleted``. The record itself keeps the
+    provenance (agent, run, step, task, time); this is the run's own account of what it wrote.
+    """
+
+    kind: Literal["knowledge_written"] = "knowledge_written"
+    task_id: str
+    agent: str | None
+    namespace: str
+    record_id: str
+    record_kind: str
+    title: str
+    action: str
+    content_hash: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class RunFinished:
     """The run ended: ``status`` is completed, failed, limited or cancelled."""
 
@@ -353,6 +375,7 @@ Event: TypeAlias = Annotated[
     | CompensationStarted
     | Compensated
     | CompensationFailed
+    | KnowledgeWritten
     | RunFinished,
     Field(discriminator="kind"),
 ]

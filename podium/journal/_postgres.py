@@ -19,7 +19,7 @@ import dataclasses
 import math
 import re
 from collections.abc import AsyncIterator, Collection, Sequence
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any, TypeAlias
 
 from pydantic_core import from_json, to_json
@@ -170,6 +170,16 @@ class PostgresStore:
             raise StoreError("the store is not open; call 'await store.open()' first", url=self.url)
         async with self._pool.connection() as conn, conn.transaction(), conn.cursor() as cur:
             yield cur
+
+    def transaction(self) -> AbstractAsyncContextManager[Cursor]:
+        """A cursor in one transaction on one of the store's pooled connections (committed when the block ends,
+        rolled back if it raises), for podium's other tables in this database: the knowledge base keeps its tables
+        beside the journal's and shares the pool."""
+        return self._tx()
+
+    def scrub(self, exc: BaseException) -> str:
+        """An error's text with this store's passwords removed."""
+        return self._scrub(exc)
 
     def _scrub(self, exc: BaseException) -> str:
         text = str(exc).strip()

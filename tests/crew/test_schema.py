@@ -26,6 +26,7 @@ def test_the_schema_describes_the_top_level_fields() -> None:
         "tools",
         "outputs",
         "events",
+        "knowledge",
         "agents",
         "flow",
         "triggers",

@@ -28,7 +28,14 @@ def podium(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subproce
 
 @pytest.mark.parametrize(
     ("example", "steps"),
-    [("content_team", 4), ("research_report", 3), ("support_triage", 6), ("review_board", 10), ("board_room", 8)],
+    [
+        ("content_team", 4),
+        ("research_report", 3),
+        ("support_triage", 6),
+        ("review_board", 10),
+        ("board_room", 8),
+        ("knowledge_desk", 3),
+    ],
 )
 def test_an_example_crew_runs_on_the_test_model(example: str, steps: int, tmp_path: Path) -> None:
     crew = ROOT / "examples" / example / "crew.yaml"
