@@ -229,7 +229,12 @@ class _Encoder:
         out = np.empty((len(texts), self.hidden), dtype=np.float32)
         if not texts:
             return out
-        ids = [encoding.ids for encoding in self.tokenizer.encode_batch(texts, add_special_tokens=True)]
+        # a few hundred texts at a time: tokenizers' Encoding objects take ~30 KB a text (offsets, strings...), and
+        # the ids alone, as int32 arrays, 1 KB
+        ids: list[NDArray[np.int32]] = []
+        for start in range(0, len(texts), _TOKENIZE_TEXTS):
+            encodings = self.tokenizer.encode_batch(texts[start : start + _TOKENIZE_TEXTS], add_special_tokens=True)
+            ids.extend(np.array(encoding.ids, dtype=np.int32) for encoding in encodings)
         order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
         batches = [order[start : start + batch_size] for start in range(0, len(order), batch_size)]
 
@@ -247,7 +252,7 @@ class _Encoder:
                         pass
         return out
 
-    def token_states(self, batch: Sequence[Sequence[int]]) -> tuple[NDArray[np.float32], list[int]]:
+    def token_states(self, batch: Sequence[Sequence[int] | NDArray[np.int32]]) -> tuple[NDArray[np.float32], list[int]]:
         """The last layer's token vectors of a batch of token id lists, padded to the longest: ``(size, length,
         hidden)``, and each list's length. Rows past a list's length are padding and mean nothing."""
         import numpy as np
@@ -299,6 +304,8 @@ class _Encoder:
         y += x
         return _layer_norm(y, *layer.norm2, self.eps)
 
+
+_TOKENIZE_TEXTS = 256
 
 # The feed-forward block runs on this many tokens at a time, so that its (rows, 1536) activations stay in a core's
 # cache through GELU's dozen element-wise passes (twice as fast as one pass over the whole batch, measured).
