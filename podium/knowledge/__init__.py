@@ -9,6 +9,6 @@ from __future__ import annotations
 
 from podium.knowledge._embed import MiniLM
 from podium.knowledge._embedder import Embedder
-from podium.knowledge._vectors import top_k
+from podium.knowledge._nearest import top_k
 
 __all__ = ["Embedder", "MiniLM", "top_k"]

@@ -93,6 +93,7 @@ def test_token_states_match_the_published_cls_vector(minilm: MiniLM) -> None:
 
 def test_implements_the_embedder_protocol(minilm: MiniLM) -> None:
     embedder: Embedder = minilm  # mypy checks the protocol; the values are checked here
+    assert isinstance(minilm, Embedder)  # and so does the knowledge base, at run time
     assert (embedder.name, embedder.dimensions) == ("all-MiniLM-L6-v2", 384)
     vectors = embedder.embed(["one text", "another, longer text with more words in it", ""])
     assert vectors.shape == (3, 384)
