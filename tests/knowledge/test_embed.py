@@ -224,7 +224,7 @@ def test_concurrent_first_uses_load_once(monkeypatch: pytest.MonkeyPatch, tmp_pa
             time.sleep(0.05)  # long enough for every thread to arrive while the first one loads
             built.append(model_dir)
 
-    monkeypatch.setattr(_embed, "_Encoder", SlowEncoder)
+    monkeypatch.setattr(_embed, "BertEncoder", SlowEncoder)
     monkeypatch.setattr(_embed, "_loaded", {})
     barrier = threading.Barrier(4)
 
