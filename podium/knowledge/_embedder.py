@@ -78,12 +78,10 @@ def stack(vectors: Sequence[bytes], dimensions: int) -> Any:
 
 
 def top(query: bytes, matrix: Any, k: int) -> list[tuple[int, float]]:
-    """The ``k`` best (row, cosine) of ``matrix`` for ``query`` (all rows already L2-normalised), best first."""
+    """The ``k`` best (row, cosine) of ``matrix`` for ``query`` (all rows already L2-normalised), best first; ties
+    are ranked by row (:func:`podium.knowledge._nearest.top_k`)."""
+    from podium.knowledge._nearest import top_k
+
     np = numpy_module()
-    if not len(matrix):
-        return []
-    scores = matrix @ np.frombuffer(query, dtype=np.float32)
-    k = min(k, len(matrix))
-    best = np.argpartition(-scores, k - 1)[:k]
-    ranked = sorted(best.tolist(), key=lambda i: (-float(scores[i]), i))
-    return [(i, float(scores[i])) for i in ranked]
+    rows, scores = top_k(np.frombuffer(query, dtype=np.float32), matrix, k)
+    return [(int(row), float(score)) for row, score in zip(rows, scores, strict=True)]
