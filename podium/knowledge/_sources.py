@@ -139,11 +139,18 @@ async def _load(kb: KnowledgeBase, source: Source, base: Path, keep: AbstractSet
         {"created": report.created, "updated": report.updated}.get(action, report.unchanged).append(label)
     root = source.path if source.path.is_absolute() else base / source.path
     if root.is_dir():
-        prefix = f"source:{source.namespace}:{_label(root, base)}/"
+        folder = _label(root, base)
+        # the base folder itself (label "."): its files' labels have no folder part, so the prefix is the namespace's
+        # and only relative labels (this base's files, not absolute paths from elsewhere) are this source's
+        prefix = record_id(source.namespace, "" if folder == "." else f"{folder}/")
         stored_ids = await kb.backend.records(
             RecordFilter(scope=Scope((source.namespace,)), id_prefix=prefix), limit=1_000_000
         )
-        gone = [r.id for r in stored_ids if r.id not in present and r.id not in keep]
+        gone = [
+            r.id
+            for r in stored_ids
+            if r.id not in present and r.id not in keep and not (folder == "." and r.id[len(prefix) :].startswith("/"))
+        ]
         report.deleted.extend(r.source or r.id for r in await kb.delete_many(gone))
     return report
 

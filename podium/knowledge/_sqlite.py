@@ -65,8 +65,11 @@ CREATE TRIGGER IF NOT EXISTS podium_kb_chunks_unindexed AFTER DELETE ON podium_k
     VALUES ('delete', old.chunk_id, old.title, old.heading, old.text);
 END;
 INSERT OR IGNORE INTO podium_meta VALUES ('knowledge_version', '{VERSION}');
+INSERT OR IGNORE INTO podium_meta VALUES ('knowledge_writes', '0');
 COMMIT;
 """
+_BUMP = "UPDATE podium_meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'knowledge_writes'"
+_WRITES = "SELECT value FROM podium_meta WHERE key = 'knowledge_writes'"
 _BM25 = "bm25(podium_kb_fts, 2.0, 2.0, 1.0)"
 """Title and headings weigh twice the text: a chunk under a heading that names the query is about it."""
 
@@ -97,7 +100,6 @@ class SQLiteBackend:
         self.shared = shared
         self._db: sqlite3.Connection | None = None
         self._lock = threading.Lock()
-        self._commits = 0
 
     # -- connection -------------------------------------------------------------------------------------
 
@@ -163,9 +165,9 @@ class SQLiteBackend:
                 raise StoreError(f"cannot use the knowledge base: {exc}; nothing was written", url=self.url) from exc
             try:
                 result = fn(db)
+                if begin == "BEGIN IMMEDIATE":  # counted in the same transaction: what version() reads
+                    db.execute(_BUMP)
                 db.execute("COMMIT")
-                if begin == "BEGIN IMMEDIATE":
-                    self._commits += 1
             except BaseException as exc:
                 if db.in_transaction:
                     db.execute("ROLLBACK")
@@ -271,10 +273,10 @@ class SQLiteBackend:
         return {(row[0], row[8]): hit_from_row(row, 0.0) for row in rows}
 
     async def version(self) -> tuple[int, int]:
-        # data_version changes when another connection (another process's, another object's) commits; this
-        # connection's own commits are counted here
-        row = await self._read(lambda db: db.execute("PRAGMA data_version").fetchone())
-        return row[0], self._commits
+        # a counter only knowledge writes move (whichever process or connection makes them): the journal's own
+        # commits to the same file, which PRAGMA data_version would count, leave cached vectors valid
+        row = await self._read(lambda db: db.execute(_WRITES).fetchone())
+        return int(row[0]) if row is not None else 0, 0
 
     async def records(self, where: RecordFilter, limit: int) -> list[Record]:
         clauses, params = _filter_sql(where)

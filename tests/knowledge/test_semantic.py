@@ -53,3 +53,42 @@ async def test_a_question_finds_its_passage_by_meaning(
     assert [hit.title for hit in keyword] != [topic]  # no shared words: keyword search misses it
     assert [hit.title for hit in semantic] == [topic]
     assert [hit.title for hit in hybrid] == [topic]
+
+
+async def test_cached_vectors_survive_journal_writes_but_not_knowledge_writes(tmp_path: Path) -> None:
+    """The journal shares the file: its commits (every step of every run) must not make each search re-read all
+    the vectors; a knowledge write, by anyone, must."""
+    import time
+    import uuid
+
+    from podium import SQLiteStore
+    from podium.journal import RunAccepted
+    from tests.knowledge.embedder import HashEmbedder
+
+    store = SQLiteStore(tmp_path / "j.db")
+    await store.open()
+    kb = await KnowledgeBase.open(store, embedder=HashEmbedder())
+    reads = []
+    original = kb.backend.vectors
+
+    async def counted(*args: object, **kwargs: object) -> object:
+        reads.append(1)
+        return await original(*args, **kwargs)  # type: ignore[arg-type]
+
+    kb.backend.vectors = counted  # type: ignore[method-assign,assignment]
+    try:
+        await kb.write_document("crew:x", "refunds take five days", title="refunds")
+        await kb.search("refunds", namespaces=["crew:x"], mode="semantic")
+        for _ in range(3):
+            event = RunAccepted(workflow="wf", state=None, fingerprint="x", steps=[])
+            await store.create_run(uuid.uuid4().hex, "wf", [event], owner=None, lease_seconds=0, at=time.time())
+            await kb.search("refunds", namespaces=["crew:x"], mode="semantic")
+        assert len(reads) == 1
+        other = await KnowledgeBase.open(SQLiteStore(tmp_path / "j.db"))  # another connection writes
+        await other.write_fact("crew:x", "shipping takes two days")
+        await other.close()
+        await kb.search("refunds", namespaces=["crew:x"], mode="semantic")
+        assert len(reads) == 2
+    finally:
+        await kb.close()
+        await store.close()

@@ -70,6 +70,26 @@ async def test_a_narrower_glob_removes_what_it_no_longer_matches_and_nothing_els
     assert len(await kb.records(namespace="agent:writer")) == 1
 
 
+async def test_a_file_deleted_from_the_base_folder_itself_is_removed(tmp_path: Path) -> None:
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "a.md").write_text("# A\nalpha refunds")
+    (docs / "b.md").write_text("# B\nbeta shipping")
+    elsewhere = tmp_path / "elsewhere.md"
+    elsewhere.write_text("# C\ngamma invoices")
+    kb = await KnowledgeBase.open(SQLiteStore(tmp_path / "j.db"))
+    try:
+        await kb.load(elsewhere, namespace="crew:x", base=docs)  # an absolute label in the same namespace
+        assert sorted((await kb.load(docs, namespace="crew:x", base=docs)).created) == ["a.md", "b.md"]
+        (docs / "b.md").unlink()
+        report = await kb.load(docs, namespace="crew:x", base=docs)
+        assert report.deleted == ["b.md"]
+        assert not await kb.search("shipping", namespaces=["crew:x"])
+        assert await kb.search("invoices", namespaces=["crew:x"])  # another source's record is left alone
+    finally:
+        await kb.close()
+
+
 async def test_chunking_of_a_source_can_be_chosen(tmp_path: Path) -> None:
     (tmp_path / "long.md").write_text("# Long\n\n" + " ".join(f"Sentence {n} here." for n in range(200)))
     kb = await KnowledgeBase.open(tmp_path / "journal.db")
