@@ -8,7 +8,8 @@ An answer may mention members in turn, which continues the conversation. The run
 mentions anyone; its output is the last message's content, and the thread is in ``result.state.posts``.
 
 **Mentions** follow the grammar of :mod:`podium.flow.patterns._thread`: ``@name``, not inside words, addresses, URLs
-or code; each name once per message; never the sender's own.
+or code; each name once per message; never the sender's own. ``@user`` (who opened the thread) and ``@board`` ask
+no one: an answer that mentions only them simply stands.
 
 **Mistakes and limits.** An unknown name is not a crash: the board posts a notice naming it (with a did-you-mean)
 and the members; when the sender is a member the notice mentions it, so it is asked again and sees its mistake.
@@ -16,12 +17,15 @@ A message that mentions more than ``max_mentions`` members (a storm) reaches the
 says who was left out. A message that would make a reply chain deeper than ``max_depth``, a board longer than
 ``max_messages``, or two members address each other more than ``max_exchanges`` times in a row (ping-pong) ends
 the run ``limited``, its ``limit`` naming the bound. The run's :class:`~podium.Limits` apply as well, no-progress
-detection included: :meth:`Board.__progress__` counts each distinct message once and no counter.
+detection included: :meth:`Board.__progress__` counts each distinct message once and no counter. A member that
+repeats its mistake after every notice (an unknown name, a member that fails) is stopped by ``max_depth``, whose
+reason then says it is a notice loop (each notice quotes another message's number, so it is never a repeat).
 """
 
 from __future__ import annotations
 
 import difflib
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -31,7 +35,7 @@ from podium.flow._graph import Graph
 from podium.flow._step import START, Command, Send
 from podium.flow._workflow import Workflow
 from podium.flow.patterns._common import StepLike, add_member, describe_failure, named
-from podium.flow.patterns._thread import BOARD, NAME, USER, Board, Post, mentions_in, text_of
+from podium.flow.patterns._thread import BOARD, NAME, USER, Board, Post, mentions_of, text_of
 from podium.runtime._limits import LimitReached, Limits
 
 __all__ = ["board"]
@@ -154,9 +158,11 @@ class _Rules:
         """The run's input as the opening message, to whom it mentions, else to the opener, else to no one (which
         a notice says: nothing would happen, and the user would not know why)."""
         number = len(state.posts) + 1
-        mentions = mentions_in(text_of(state.task), sender=USER) or ([self.opener] if self.opener else [])
+        mentions = mentions_of(state.task, sender=USER)
+        if self.opener is not None and not _addressed(mentions):
+            mentions.append(self.opener)
         opening = Post(id=number, sender=USER, content=state.task, mentions=mentions)
-        if mentions:
+        if _addressed(mentions):
             return [opening]
         text = (
             f"message #{number} mentions no member, so no one was asked. "
@@ -166,8 +172,9 @@ class _Rules:
 
     def _reached(self, post: Post, number: int, added: list[Post], queue: list[Post]) -> list[str]:
         """The members ``post`` asks; notices (numbered from ``number``) for the names it may not reach."""
-        unknown = [m for m in post.mentions if m not in self.known and m != post.sender]
-        known = [m for m in post.mentions if m in self.known and m != post.sender]
+        named = [m for m in _addressed(post.mentions) if m != post.sender]  # @user and @board ask no one
+        unknown = [m for m in named if m not in self.known]
+        known = [m for m in named if m in self.known]
         if unknown:
             hints = "".join(_did_you_mean(u, self.members) for u in unknown)
             text = (
@@ -190,11 +197,13 @@ class _Rules:
 
     def _check_depth(self, by_id: Mapping[int, Post], post: Post, targets: list[str]) -> None:
         if post.depth >= self.max_depth:
-            chain = " -> ".join(f"#{p.id} {p.sender}" for p in _ancestry(by_id, post))
+            ancestry = _ancestry(by_id, post)
+            chain = " -> ".join(f"#{p.id} {p.sender}" for p in ancestry)
             raise LimitReached(
                 "max_depth",
                 f"message #{post.id} by {post.sender} asks {', '.join(targets)}, whose answers would be "
-                f"{post.depth + 1} replies deep (the chain {chain}); max_depth={self.max_depth}",
+                f"{post.depth + 1} replies deep (the chain {chain}); max_depth={self.max_depth}"
+                + _notice_loop(ancestry),
             )
 
     def _check_exchanges(self, by_id: Mapping[int, Post], post: Post, target: str) -> None:
@@ -222,6 +231,27 @@ def _notice(about: Post, text: str, mentions: list[str], number: int = 0) -> Pos
         id=number, sender=BOARD, content=text, mentions=mentions, reply_to=about.id, depth=about.depth + 1,
         kind="notice",
     )  # fmt: skip
+
+
+def _addressed(mentions: list[str]) -> list[str]:
+    """The mentions that name someone the board could ask: not ``user``, not ``board``."""
+    return [m for m in mentions if m not in (USER, BOARD)]
+
+
+def _notice_loop(chain: list[Post]) -> str:
+    """What a depth reason adds when ``chain`` sent a member the board's notices again and again: each quotes
+    another message's number, so no-progress detection never sees a repeat, and only ``max_depth`` ends it."""
+    notices = [p for p in chain if p.kind == "notice" and p.sender == BOARD and p.mentions]
+    sent = Counter(m for p in notices for m in p.mentions)
+    looping = [f"{member} was sent {times}" for member, times in sent.items() if times > 1]
+    if not looping:
+        return ""
+    ids = ", ".join(f"#{p.id}" for p in notices)
+    return (
+        f". It is a notice loop: {' and '.join(looping)} of the board's notices in this chain ({ids}), and each "
+        f"answer brought another; the last: {text_of(notices[-1].content)!r}. Fix what they say (in the member's "
+        f"instructions, or the member that fails), or lower max_depth to stop such a loop sooner"
+    )
 
 
 def _ancestry(by_id: Mapping[int, Post], post: Post) -> list[Post]:

@@ -4,14 +4,17 @@
 not follow a letter, digit, ``_``, ``.``, ``-``, ``/``, ``\\``, ``@`` or a backtick (so ``ana@example.com``,
 ``https://x.org/@who`` and ``\\@name`` mention no one), outside inline code and fenced code blocks. A message's
 mentions are its distinct names in the order they first appear; its sender's own name is not one (a member
-writing about itself does not call itself). A structured answer is read in its JSON form.
+writing about itself does not call itself). A structured answer (a model, dataclass, dict, list...) is read from the
+strings in it, each on its own, in a fixed order: fields as declared, dict values as inserted (not keys), list items
+in order, set items sorted. ``@user`` and ``@board`` are mentions too, but they ask no member (the board routes only
+members' names).
 """
 
 from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping, Set
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, TypeAdapter, model_validator
@@ -19,7 +22,7 @@ from pydantic import BaseModel, ConfigDict, TypeAdapter, model_validator
 from podium.flow._reducers import Reducer
 from podium.runtime._progress import progress_key
 
-__all__ = ["BOARD", "NAME", "USER", "Board", "Post", "mentions_in", "pinned", "text_of"]
+__all__ = ["BOARD", "NAME", "USER", "Board", "Post", "mentions_in", "mentions_of", "pinned", "text_of"]
 
 USER = "user"
 """Who posts the opening message."""
@@ -40,6 +43,39 @@ def mentions_in(text: str, *, sender: str | None = None) -> list[str]:
         if name and name != sender and name not in found:
             found.append(name)
     return found
+
+
+def mentions_of(content: Any, *, sender: str | None = None) -> list[str]:
+    """The names a message's content mentions: those of each string in it, in the module's order (a string's
+    JSON form would hide a mention after a newline or tab, written there as ``\\n@name``)."""
+    found: list[str] = []
+    for text in _strings(_plain(content)):
+        found += [name for name in mentions_in(text, sender=sender) if name not in found]
+    return found
+
+
+def _plain(content: Any) -> Any:
+    """Models and dataclasses as dicts, sets kept as sets (so their order can be fixed)."""
+    if content is None or isinstance(content, str):
+        return content
+    try:
+        return TypeAdapter(Any).dump_python(content)
+    except Exception:
+        return content
+
+
+def _strings(value: Any) -> Iterator[str]:
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, Mapping):
+        for item in value.values():
+            yield from _strings(item)
+    elif isinstance(value, list | tuple):
+        for item in value:
+            yield from _strings(item)
+    elif isinstance(value, Set):  # iteration order varies between processes: sorted, so a replay reads the same
+        for item in sorted(value, key=repr):
+            yield from _strings(item)
 
 
 def text_of(content: Any) -> str:
@@ -63,7 +99,8 @@ class Post(BaseModel):
         id: its number on the board, from 1 (the board numbers messages as they are posted).
         sender: ``user``, a member's name, or ``board`` for a notice.
         content: text, or a member's structured answer.
-        mentions: the names it mentions (see the module's grammar); read from ``content`` unless given.
+        mentions: the names it mentions (see the module's grammar); read from ``content`` unless given. ``user``
+            and ``board`` may be among them: the board asks no one for those.
         reply_to: the message it answers.
         depth: how many replies deep it is: 0 for the opening, the asking message's depth + 1 for an answer.
         kind: ``message`` (the opening), ``answer``, ``notice`` (from the board) or ``context`` (what was said
@@ -84,7 +121,7 @@ class Post(BaseModel):
     @classmethod
     def _read_mentions(cls, data: Any) -> Any:
         if isinstance(data, dict) and "mentions" not in data:
-            return {**data, "mentions": mentions_in(text_of(data.get("content")), sender=data.get("sender"))}
+            return {**data, "mentions": mentions_of(data.get("content"), sender=data.get("sender"))}
         return data
 
     @property

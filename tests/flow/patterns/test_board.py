@@ -74,8 +74,32 @@ def test_the_mention_grammar(text: str, found: list[str]) -> None:
 
 def test_a_post_reads_its_mentions_unless_given() -> None:
     assert Post(sender="a", content="@b and @a").mentions == ["b"]
-    assert Post(sender="a", content={"note": "ask @c"}).mentions == ["c"]  # structured: its JSON form
+    assert Post(sender="a", content={"note": "ask @c"}).mentions == ["c"]  # structured: the strings in it
     assert Post(sender="board", content="@b", mentions=[]).mentions == []
+
+
+class Note(BaseModel):
+    summary: str
+    steps: list[str] = []
+    owners: set[str] = set()
+
+
+@pytest.mark.parametrize("space", ["\n", "\t", "\r\n"])
+def test_a_structured_answer_is_read_from_its_strings_not_its_json(space: str) -> None:
+    # in JSON the newline is the two characters '\n', and the 'n' before '@' used to hide the mention
+    note = Note(summary=f"Plan ready.{space}@writer please draft it")
+    assert Post(sender="lead", content=note).mentions == ["writer"]
+    assert Post(sender="lead", content={"todo": [f"x{space}@editor", {"then": f"y{space}@writer"}]}).mentions == [
+        "editor",
+        "writer",
+    ]
+
+
+def test_a_structured_answer_is_read_in_a_fixed_order() -> None:
+    note = Note(summary="@a first", steps=["`@code` is not one", "@b, @lead and @a"], owners={"@d", "@c"})
+    assert Post(sender="lead", content=note).mentions == ["a", "b", "c", "d"]  # fields, items; set items sorted
+    assert Post(sender="lead", content={"@key": "not a key, @value"}).mentions == ["value"]
+    assert Post(sender="lead", content=[1, None, 2.5, "@x"]).mentions == ["x"]
 
 
 # ---------------------------------------------------------------------------------------------- routing
@@ -157,6 +181,68 @@ async def test_without_an_opener_a_message_that_mentions_no_one_gets_a_notice() 
         result.output
         == "message #1 mentions no member, so no one was asked. The members are lead: mention one as @name."
     )
+
+
+async def test_a_structured_answer_with_a_mention_on_a_new_line_is_routed() -> None:
+    def lead(state: Board, post: Post) -> Note:
+        return Note(summary="Plan ready.\n@writer please draft it")
+
+    writer = member("writer", "the draft")
+    result = await board([lead, writer], opener="lead").run("go")
+
+    assert result.status is RunStatus.COMPLETED
+    assert writer.asked == [2]
+    assert result.state.post(2).mentions == ["writer"]
+    assert result.output == "the draft"
+
+
+@pytest.mark.parametrize("name", ["user", "board"])
+async def test_a_member_mentioning_the_user_or_the_board_asks_no_one_and_its_answer_stands(name: str) -> None:
+    lead = member("lead", f"@{name} here is the plan: ship on Monday")
+    result = await board([lead], opener="lead").run("plan the launch")
+
+    assert result.status is RunStatus.COMPLETED
+    assert lead.asked == [1]  # not sent back a notice, so not asked again
+    assert [(p.sender, p.kind, p.mentions) for p in result.state.posts] == [
+        ("user", "message", ["lead"]),
+        ("lead", "answer", [name]),
+    ]
+    assert result.output == f"@{name} here is the plan: ship on Monday"
+
+
+async def test_a_mention_of_the_user_or_the_board_beside_members_asks_only_the_members() -> None:
+    def lead(state: Board, post: Post) -> str:
+        return "@user soon. @writer draft, @board note it, @editr check" if post.id == 1 else "@user sorry"
+
+    writer, editor = member("writer"), member("editor")
+    result = await board([lead, writer, editor], opener="lead").run("go")
+
+    assert result.status is RunStatus.COMPLETED
+    assert [(p.sender, p.mentions) for p in result.state.posts][1:] == [
+        ("lead", ["user", "writer", "board", "editr"]),
+        ("board", ["lead"]),
+        ("writer", []),
+        ("lead", ["user"]),
+    ]
+    notice = result.state.post(3)
+    assert notice.kind == "notice"
+    assert notice.content == (  # the unknown name only: not 'user', not 'board'
+        "message #2 was not delivered to 'editr': no member has that name (did you mean 'editor'?). "
+        "The members are lead, writer, editor."
+    )
+    assert writer.asked == [2]
+
+
+@pytest.mark.parametrize("opening", ["@board hello", "hello @user"])
+async def test_an_opening_that_mentions_only_the_user_or_the_board_goes_to_the_opener(opening: str) -> None:
+    lead = member("lead", "hi")
+    result = await board([lead], opener="lead").run(opening)
+    assert (result.status, result.output, lead.asked) == (RunStatus.COMPLETED, "hi", [1])
+    assert "lead" in result.state.post(1).mentions
+
+    alone = await board([member("lead")]).run(opening)
+    assert [p.kind for p in alone.state.posts] == ["message", "notice"]
+    assert alone.output.startswith("message #1 mentions no member, so no one was asked.")
 
 
 async def test_a_member_mentioning_itself_is_not_asked_again() -> None:
@@ -312,6 +398,33 @@ async def test_a_reply_chain_deeper_than_max_depth_ends_the_run_limited() -> Non
         "(the chain #1 user -> #2 a -> #3 b -> #4 c -> #5 a); max_depth=4"
     )
     assert result.state.post(5).depth == 4
+
+
+async def test_a_member_that_repeats_its_mistake_after_every_notice_is_stopped_as_a_notice_loop() -> None:
+    stubborn = member("lead", "@writr go")  # each notice quotes another message number: never a repeat
+    result = await board([stubborn, member("writer")], opener="lead").run("start")
+
+    assert (result.status, result.limit) == (RunStatus.LIMITED, "max_depth")
+    assert stubborn.asked == [1, 3, 5, 7]
+    assert result.reason is not None
+    assert "the chain #1 user -> #2 lead -> #3 board -> #4 lead -> #5 board -> #6 lead -> #7 board" in result.reason
+    assert "It is a notice loop: lead was sent 4 of the board's notices in this chain (#3, #5, #7, #9)" in (
+        result.reason
+    )
+    assert "message #8 was not delivered to 'writr'" in result.reason
+
+
+async def test_a_member_that_keeps_asking_a_failing_member_is_stopped_as_a_notice_loop() -> None:
+    def broken(state: Board, post: Post) -> str:
+        raise ValueError("no ink")
+
+    lead = member("lead", "@broken write")
+    result = await board([lead, broken], opener="lead", on_failure="notice", max_depth=4).run("go")
+
+    assert (result.status, result.limit) == (RunStatus.LIMITED, "max_depth")
+    assert result.reason is not None
+    assert "It is a notice loop: lead was sent 2 of the board's notices in this chain (#3, #5)" in result.reason
+    assert "broken could not answer message #4: ValueError: no ink" in result.reason
 
 
 async def test_a_board_longer_than_max_messages_ends_the_run_limited() -> None:
