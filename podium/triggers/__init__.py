@@ -2,12 +2,14 @@
 
 ::
 
+    import os
+
     from podium.triggers import Schedule, WatchFolder, Webhook, serve
 
     triggers = [
-        Schedule("0 7 * * MON-FRI", name="morning", timezone="Europe/Berlin"),
-        WatchFolder("inbox", name="inbox", pattern="*.pdf"),
-        Webhook("/hooks/tickets", name="tickets", port=8080, secret=os.environ["TICKETS_SECRET"]),
+        Schedule(cron="0 7 * * MON-FRI", name="morning", timezone="Europe/Berlin"),
+        WatchFolder(path="inbox", name="inbox", pattern="*.pdf"),
+        Webhook(path="/hooks/tickets", name="tickets", port=8080, secret=os.environ["TICKETS_SECRET"]),
     ]
     await serve(workflow, triggers, store="sqlite:///podium.db", stop=stop_event)
 

@@ -13,7 +13,8 @@
     → 200 {"run_id": "tickets-…", "status": "duplicate", …}   this event started that run before
     → 400 bad JSON, an empty body or a bad Idempotency-Key · 401 a missing or wrong secret · 404 no hook there
     → 405 not a POST · 413 too large · 415 not JSON · 422 the JSON does not fit the workflow's input
-    → 503 the journal cannot be written now (try again; nothing was started)
+    → 411/501 a Transfer-Encoding (send a Content-Length)
+    → 503 the journal cannot be written now, or too many connections (try again; nothing was started)
 
 The event's key is the ``Idempotency-Key`` header if the sender gives one, else a hash of the (canonical) JSON
 body: a sender that retries a request, or sends the same document twice, starts one run. The first request with a
@@ -28,6 +29,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -37,6 +39,8 @@ from podium.triggers._http import HttpError, Request, Response
 from podium.triggers._launch import Fired, InputMap, TriggerEvent
 
 __all__ = ["HookRoutes", "Webhook"]
+
+_log = logging.getLogger(__name__)
 
 _MAX_KEY = 255
 _MAX_DEPTH = 64
@@ -52,7 +56,7 @@ class Webhook:
         name: the trigger's name (in run ids and the journal).
         host: the address to bind; ``127.0.0.1`` (this machine only) unless you mean otherwise.
         port: the port; 0 picks a free one.
-        secret: if set, requests must carry it in ``secret_header`` (compared in constant time).
+        secret: if set, requests must carry it in ``secret_header`` (its UTF-8 bytes, compared in constant time).
         secret_header: the header that carries the secret.
         max_body: the largest body accepted, in bytes.
         input: how the payload (the JSON body) becomes the run's input (see :data:`~podium.triggers.InputMap`).
@@ -104,7 +108,7 @@ class HookRoutes:
     async def handle(self, request: Request) -> Response:
         hook = self.routes.get(request.path)
         if hook is None:
-            raise HttpError(404, f"no webhook at {request.path}; this server has {sorted(self.routes)}")
+            raise HttpError(404, "no webhook at this path")  # nor which paths there are: the sender may be anyone
         if request.method != "POST":
             raise HttpError(405, f"send a POST to {hook.path}, not a {request.method}", {"Allow": "POST"})
         _check_secret(hook, request)
@@ -116,8 +120,9 @@ class HookRoutes:
             fired = await self.fire(hook, event)
         except TriggerError as exc:
             raise HttpError(422, str(exc)) from None
-        except Exception as exc:
-            message = f"the run could not be journaled ({type(exc).__name__}: {exc}); nothing was started, try again"
+        except Exception:  # the details (a path, a database's message) are for the operator, not the sender
+            _log.warning("webhook %r: the run could not be journaled", hook.name, exc_info=True)
+            message = "the run could not be journaled now; nothing was started, try again"
             raise HttpError(503, message, {"Retry-After": "1"}) from None
         if fired.created:
             return Response(202, {"run_id": fired.run_id, "status": "accepted"})
@@ -127,8 +132,8 @@ class HookRoutes:
 def _check_secret(hook: Webhook, request: Request) -> None:
     if hook.secret is None:
         return
-    given = request.headers.get(hook.secret_header.lower(), "")
-    if not hmac.compare_digest(given.encode(), hook.secret.encode()):
+    given = request.headers.get(hook.secret_header.lower(), "").encode("latin-1")  # the bytes sent
+    if not hmac.compare_digest(given, hook.secret.encode()):
         raise HttpError(401, f"the {hook.secret_header} header is missing or wrong")
 
 

@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 
 import httpx
 import pytest
 
 from podium import ConfigError, MemoryStore
-from podium.triggers import Webhook, run_id_for
+from podium.triggers import Fired, TriggerEvent, Webhook, run_id_for
+from podium.triggers._http import HttpServer
+from podium.triggers._webhook import HookRoutes
 from tests.triggers.jobs import jobs, serving
 
 
@@ -84,7 +87,8 @@ async def test_bad_requests_get_a_clear_4xx_and_start_nothing() -> None:
     assert codes["wrong secret"][0] == 401
     assert codes["get"] == (405, "send a POST to /hooks/tickets, not a GET")
     assert answers["get"].headers["allow"] == "POST"
-    assert codes["elsewhere"] == (404, "no webhook at /hooks/tickets/x; this server has ['/hooks/tickets']")
+    assert codes["elsewhere"] == (404, "no webhook at this path")  # nor a list of those there are
+    assert b"/hooks/tickets" not in answers["elsewhere"].content
     assert codes["too large"][0] == 413
     assert codes["bad key"][0] == 400
     assert codes["deep"] == (400, "the body's JSON is nested deeper than 64 levels")
@@ -160,6 +164,40 @@ async def test_a_taken_port_is_a_clear_error() -> None:
         with pytest.raises(ConfigError, match=f"webhook 'other' cannot listen on 127.0.0.1:{port}"):
             async with serving(jobs(), [Webhook(path="/o", name="other", port=port)], store=MemoryStore()):
                 pass
+
+
+async def test_a_secret_that_is_not_ascii_is_compared_as_utf_8_bytes() -> None:
+    secret = "pässwört-✓"
+    triggers = [hook(secret=secret)]
+    async with serving(jobs(), triggers, store=MemoryStore(), execute=False) as seen, httpx.AsyncClient() as client:
+        url = seen.url("tickets")
+        right = await client.post(url, json={"n": 1}, headers={b"X-Podium-Secret": secret.encode()})
+        latin = await client.post(url, json={"n": 2}, headers={b"X-Podium-Secret": secret[:8].encode("latin-1")})
+        wrong = await client.post(url, json={"n": 3}, headers={b"X-Podium-Secret": "pässwört-x".encode()})
+    assert right.status_code == 202
+    assert (latin.status_code, wrong.status_code) == (401, 401)
+    assert [f.event.payload for f in seen.fired] == [{"n": 1}]
+
+
+async def test_a_store_failure_is_503_without_its_details(caplog: pytest.LogCaptureFixture) -> None:
+    async def fire(hook: Webhook, event: TriggerEvent) -> Fired:
+        raise OSError("disk full at /srv/podium/journal.db")
+
+    server = HttpServer("127.0.0.1", 0, HookRoutes([hook()], fire).handle, max_body=1000)
+    await server.start()
+    try:
+        with caplog.at_level(logging.WARNING, logger="podium.triggers"):
+            async with httpx.AsyncClient() as client:
+                answer = await client.post(f"http://127.0.0.1:{server.port}/hooks/tickets", json={"n": 1})
+    finally:
+        await server.close()
+    assert answer.status_code == 503
+    assert answer.json() == {"error": "the run could not be journaled now; nothing was started, try again"}
+    assert answer.headers["retry-after"] == "1"
+    [record] = caplog.records
+    assert "tickets" in record.getMessage()
+    assert record.exc_info is not None
+    assert "/srv/podium/journal.db" in str(record.exc_info[1])
 
 
 def test_bad_webhook_settings_are_refused() -> None:
