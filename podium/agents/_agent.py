@@ -21,7 +21,7 @@ from typing import Any
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from podium.agents._soul import load_soul
-from podium.agents._tool import Tool, ToolResult, call_once
+from podium.agents._tool import Tool, ToolResult, call_once, settle_left_over
 from podium.errors import (
     AgentError,
     AgentOutputError,
@@ -247,15 +247,19 @@ class Agent:
                 attempts = []
                 continue
             if self._adapter is None:
+                await settle_left_over(self.name, self.tools)
                 return reply.content
             try:
-                return self._adapter.validate_json(_json_in(reply.content))
+                answer = self._adapter.validate_json(_json_in(reply.content))
             except ValidationError as exc:
                 problem = _problem(exc, reply.content)
                 if reasks >= self.max_reasks:
                     raise self._output_error(problem, reasks + 1) from exc
                 reasks += 1
                 attempts = [reply, Message(role="user", content=self._correction(problem))]
+            else:
+                await settle_left_over(self.name, self.tools)
+                return answer
         raise AgentError(f"gave no final answer within max_turns={self.max_turns} model calls", agent=self.name)
 
     def system_prompt(self) -> str:

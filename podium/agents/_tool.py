@@ -54,7 +54,7 @@ from podium.models._types import ToolSpec
 from podium.runtime._context import StepContext, _current
 from podium.runtime._ledger import register_compensation, tool_key
 
-__all__ = ["InFlightCall", "Resolution", "Tool", "ToolResult", "call_once", "tool"]
+__all__ = ["InFlightCall", "Resolution", "Tool", "ToolResult", "call_once", "settle_left_over", "tool"]
 
 KEY_PARAMETER = "idempotency_key"
 """A tool parameter of this name gets the call's idempotency key from podium; the model never sees it."""
@@ -244,6 +244,44 @@ async def call_once(tool: Tool, arguments: Mapping[str, Any], *, agent: str, cal
     ledger.tool_finished(record, encoded=False, value=result.value, undo=tool.compensate)  # before the write:
     await ctx.record(record)  # a cancellation while it commits must not lose the effect to undo
     return result
+
+
+_NOT_DONE = "it was in flight when the run stopped, did not take effect, and was not asked for again"
+
+
+async def settle_left_over(agent: str, tools: Mapping[str, Tool]) -> None:
+    """Settle this task's calls of ``agent`` that were in flight when an earlier execution stopped and that its
+    answer this time did not make again (a model need not word its calls the same way twice).
+
+    Each is settled as :func:`call_once` would (the tool's ``reconcile`` hook, else a person): one that took
+    effect is journaled with its result, so it is compensated if the run fails; one that did not is journaled as
+    such, and is not made now, since the agent no longer asked for it. Called when the agent has its answer.
+    """
+    ctx = _current.get()
+    if ctx is None or ctx._run is None:
+        return
+    ledger = ctx._run.ledger
+    left = [s for s in ledger.in_flight.values() if s.task_id == ctx.task_id and s.agent == agent and s.tool in tools]
+    for started in left:
+        tool = tools[started.tool]
+        resolution, how = await _settle(tool, started, ctx)
+        took = resolution.took_effect
+        record = ToolCalled(
+            task_id=ctx.task_id,
+            agent=agent,
+            tool=tool.name,
+            call_id="",
+            arguments=started.arguments,
+            result=journaled(resolution.value) if took else None,
+            error=None
+            if took
+            else "it was in flight when the run stopped, did not take effect, and was not asked for again",
+            key=started.key,
+            resolved=how,
+            compensable=tool.compensate is not None,
+        )
+        ledger.tool_finished(record, encoded=False, value=resolution.value, undo=tool.compensate)
+        await ctx.record(record)
 
 
 def journaled(value: Any) -> Any:

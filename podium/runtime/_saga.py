@@ -55,13 +55,18 @@ async def compensate(run: Run, workflow: Workflow[Any], result: RunResult[Any]) 
     """Undo the run's side effects if it failed or was cancelled (or finish doing so, after a crash)."""
     ledger = run.ledger
     started = ledger.compensation
+    # calls of tools with a compensation that never finished (the run was cancelled during them): whether they took
+    # effect is unknown, so they cannot be undone blindly; they are reported for a person to check
+    doubtful = [
+        f"tool {s.tool} (in doubt: cut off in flight)" for s in ledger.in_flight.values() if compensation_of(s.tool)
+    ]
     if started is None:
-        if result.status not in (RunStatus.FAILED, RunStatus.CANCELLED) or not ledger.effects:
+        if result.status not in (RunStatus.FAILED, RunStatus.CANCELLED) or not (ledger.effects or doubtful):
             return result
         pending: list[tuple[Effect, Undo | None]] = [
             (e, undo) for e in reversed(ledger.effects) if (undo := _undo_of(workflow, e)) is not None
         ]
-        if not pending:
+        if not pending and not doubtful:
             return result
         started = CompensationStarted(
             status=result.status.value,
@@ -79,7 +84,7 @@ async def compensate(run: Run, workflow: Workflow[Any], result: RunResult[Any]) 
         pending = [(effects[t], _undo_of(workflow, effects[t])) for t in started.pending if t in effects]
     policy = workflow.compensation_retry or COMPENSATION_RETRY
     done: list[str] = []
-    failed: list[str] = []
+    failed: list[str] = list(doubtful)
     for effect, undo in pending:
         if effect.target in ledger.compensated:
             done.append(effect.label)

@@ -311,3 +311,65 @@ async def test_a_call_that_failed_is_made_again_in_the_next_attempt() -> None:
     result = await flow.run({"item": "seat"}, store=False)
     assert result.ok
     assert attempts == [1, 2]  # the failed call was not an answer for the retried attempt
+
+
+async def test_an_in_flight_call_the_resumed_model_does_not_repeat_is_still_settled(tmp_path: Path) -> None:
+    """A model need not word its calls the same way twice: the call cut off by the crash is settled anyway, and
+    what it did is compensated when the run fails later."""
+    store = SQLiteStore(tmp_path / "j.db")
+    undone: list[Any] = []
+    found = tool(name="refund", reconcile=_found, compensate=undone.append)(_refund_body)
+    calls.crash_in = "refund"
+    executions = [0]
+
+    async def settle(state: Order) -> dict[str, Any]:
+        executions[0] += 1
+        amount = 500 if executions[0] == 1 else 499  # worded differently after the resume
+        model = TestModel({"cashier": [TestModel.call("refund", amount=amount), "refunded"]})
+        await _cashier(model, [found]).ask("refund")
+        return {}
+
+    def then_fail(state: Order) -> dict[str, Any]:
+        raise ValueError("the ledger rejected the batch")
+
+    flow = (
+        Graph(Order, name="refunds")
+        .add(settle)
+        .add(then_fail)
+        .edge(START, "settle")
+        .edge("settle", "then_fail")
+        .build(compensation_retry=FAST)
+    )
+    with pytest.raises(Crash):
+        await flow.run({"item": "kettle"}, store=store, run_id="r1")
+    result = await flow.resume("r1", store=store)
+    assert calls.made["reconcile"] == 1  # the 500 was settled (it took effect), though not asked for again
+    assert calls.made["refund"] == 1  # the 499 the resumed model asked for
+    assert sorted(undone) == ["ch_500_found", "re_499"]  # both undone when the run failed
+    assert result.compensated == ("tool refund", "tool refund")
+
+
+async def test_without_a_hook_a_call_the_resumed_model_does_not_repeat_waits_for_a_person(tmp_path: Path) -> None:
+    store = SQLiteStore(tmp_path / "j.db")
+    calls.crash_in = "charge"
+    executions = [0]
+
+    async def pay(state: Order) -> dict[str, Any]:
+        executions[0] += 1
+        amount = 500 if executions[0] == 1 else 499
+        model = TestModel({"cashier": [TestModel.call("charge", amount=amount), "charged"]})
+        return {"receipt": await _cashier(model, [charge]).ask("charge")}
+
+    flow = Graph(Order, name="checkout").add(pay).edge(START, "pay").build()
+    with pytest.raises(Crash):
+        await flow.run({"item": "kettle"}, store=store, run_id="r1")
+    waiting = await flow.resume("r1", store=store)
+    assert waiting.status is RunStatus.WAITING
+    (question,) = [q for q in await store.questions("r1") if not q.answered]
+    assert "'amount': 500" in question.prompt
+    await podium.answer("r1", question.interrupt_id, Approval(decision="reject"), store=store)
+    result = await flow.resume("r1", store=store)
+    assert result.ok
+    called = [e for e in await _journal(store, "r1") if isinstance(e, ToolCalled)]
+    assert [(e.result, e.resolved) for e in called if e.error is None] == [("ch_499_1", None)]
+    assert [e.resolved for e in called if e.error is not None] == ["person"]  # the 500: did not happen

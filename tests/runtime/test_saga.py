@@ -288,3 +288,36 @@ async def test_a_tools_side_effect_is_compensated(tmp_path: Path) -> None:
     assert result.status is RunStatus.FAILED
     assert bookings == []
     assert result.compensated == ("tool book_room",)
+
+
+transfers: list[int] = []
+sent: asyncio.Event  # made by the test, in its own event loop
+
+
+async def _wait_for_the_bank(amount: int) -> str:
+    transfers.append(amount)  # the request has gone out
+    sent.set()
+    await asyncio.sleep(30)  # the run is cancelled while it waits for the answer
+    return "tx1"
+
+
+transfer = tool(name="transfer", compensate=lambda result: None)(_wait_for_the_bank)
+
+
+async def test_a_call_cut_off_by_a_cancellation_is_reported_as_in_doubt_not_undone_blindly(tmp_path: Path) -> None:
+    global sent
+    transfers.clear()
+    sent = asyncio.Event()
+    clerk = Agent("clerk", model=TestModel({"clerk": [TestModel.call("transfer", amount=9), "done"]}), tools=[transfer])
+
+    async def pay(state: Order) -> dict[str, Any]:
+        return {"note": await clerk.ask("pay")}
+
+    flow = Graph(Order, name="pay").add(pay).edge(START, "pay").build(compensation_retry=QUICK)
+    handle = flow.start({"item": "x"}, store=SQLiteStore(tmp_path / "j.db"))
+    await asyncio.wait_for(sent.wait(), 10)
+    handle.cancel("the customer left")
+    result = await handle.result()
+    assert result.status is RunStatus.CANCELLED
+    assert result.not_compensated == ("tool transfer (in doubt: cut off in flight)",)
+    assert "needs a person" in (result.reason or "")
