@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import tempfile
@@ -77,10 +78,10 @@ def postgres_url() -> Iterator[str]:
         shutil.rmtree(base, ignore_errors=True)
 
 
-@pytest.fixture
-def postgres_store_url(postgres_url: str) -> Iterator[str]:
-    """The URL of a new, empty database on the session's server, dropped after the test."""
-    name = f"t_{uuid.uuid4().hex}"
+@contextlib.contextmanager
+def scratch_database(postgres_url: str, prefix: str) -> Iterator[str]:
+    """The URL of a new, empty database on the server at ``postgres_url``, dropped on exit."""
+    name = f"{prefix}_{uuid.uuid4().hex}"
     with psycopg.connect(postgres_url, autocommit=True) as conn:
         conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
     try:
@@ -88,3 +89,10 @@ def postgres_store_url(postgres_url: str) -> Iterator[str]:
     finally:
         with psycopg.connect(postgres_url, autocommit=True) as conn:
             conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+@pytest.fixture
+def postgres_store_url(postgres_url: str) -> Iterator[str]:
+    """The URL of a new, empty database on the session's server, dropped after the test."""
+    with scratch_database(postgres_url, "t") as url:
+        yield url

@@ -242,16 +242,7 @@ async def run_parallel(
             outcome = Outcome(task)
             outcome.cancelled = True
             run.in_flight.pop(task.label, None)  # cancelled because a sibling failed: no longer running
-            if run.hooks.on_step_fail:
-                await emit(
-                    run.hooks.on_step_fail,
-                    run_id=run.run_id,
-                    step=task.path,
-                    task_id=task.task_id,
-                    attempt=1,
-                    error=asyncio.CancelledError("a parallel branch failed"),
-                    handled=False,
-                )
+            await _report_failure(run, task, 1, asyncio.CancelledError("a parallel branch failed"), handled=False)
         else:
             outcome = future.result()
         outcomes.append(outcome)
@@ -291,16 +282,7 @@ async def run_task(run: Run, task: Task, state: Any) -> Outcome:
         await _record(run, outcome, ctx)
     hooks = run.hooks
     if outcome.error is not None:
-        if hooks.on_step_fail:
-            await emit(
-                hooks.on_step_fail,
-                run_id=run.run_id,
-                step=task.path,
-                task_id=task.task_id,
-                attempt=ctx.attempt,
-                error=outcome.error,
-                handled=outcome.handled,
-            )
+        await _report_failure(run, task, ctx.attempt, outcome.error, handled=outcome.handled)
     elif hooks.on_step_finish and not outcome.waiting:
         await emit(
             hooks.on_step_finish,
@@ -398,16 +380,7 @@ async def _retrying(run: Run, outcome: Outcome, attempt: int, retry_in: float, t
     if run.journal is not None and run.journal.writable:
         failed = _failed(task, error, attempt, handled=False, retry_in=retry_in)
         await (run.journal.write(failed, taken) if taken is not None else run.journal.write(failed))
-    if run.hooks.on_step_fail:
-        await emit(
-            run.hooks.on_step_fail,
-            run_id=run.run_id,
-            step=task.path,
-            task_id=task.task_id,
-            attempt=attempt,
-            error=error,
-            handled=False,
-        )
+    await _report_failure(run, task, attempt, error, handled=False)
 
 
 async def _escalating(run: Run, outcome: Outcome, attempt: int, question: InterruptAsked) -> None:
@@ -419,6 +392,11 @@ async def _escalating(run: Run, outcome: Outcome, attempt: int, question: Interr
     if run.journal is not None and run.journal.writable:
         await run.journal.write(_failed(task, error, attempt, handled=True))
     await _ask(run, question)
+    await _report_failure(run, task, attempt, error, handled=True)
+
+
+async def _report_failure(run: Run, task: Task, attempt: int, error: BaseException, *, handled: bool) -> None:
+    """Tell the run's ``on_step_fail`` hooks, if any, that an attempt at ``task`` failed."""
     if run.hooks.on_step_fail:
         await emit(
             run.hooks.on_step_fail,
@@ -427,7 +405,7 @@ async def _escalating(run: Run, outcome: Outcome, attempt: int, question: Interr
             task_id=task.task_id,
             attempt=attempt,
             error=error,
-            handled=True,
+            handled=handled,
         )
 
 
