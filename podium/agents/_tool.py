@@ -49,7 +49,7 @@ from pydantic.fields import FieldInfo
 from podium.errors import ConfigError, PodiumError
 from podium.flow._state import every_error
 from podium.journal._codec import decode, encode
-from podium.journal._events import InterruptAsked, ToolCalled, ToolStarted
+from podium.journal._events import ToolCalled, ToolStarted
 from podium.models._types import ToolSpec
 from podium.runtime._context import StepContext, _current
 from podium.runtime._ledger import register_compensation, tool_key
@@ -311,31 +311,21 @@ async def _settle(tool: Tool, started: ToolStarted, ctx: StepContext) -> tuple[R
 
 def _ask_person(call: InFlightCall, ctx: StepContext) -> Resolution:
     """The person's verdict on an in-flight call, or ``Interrupted`` (the run waits) until there is one."""
-    from podium.runtime._interrupt import Approval, Interrupted
+    from podium.runtime._interrupt import Approval, pending_answer
 
-    interrupt_id = f"{ctx.task_id}#{call.tool}:{call.key[:8]}"
-    answers = ctx._answers or {}
-    if interrupt_id in answers:
-        approval = TypeAdapter(Approval).validate_python(decode(answers[interrupt_id]))
-        if not approval.approved:
-            return call.redo()
-        return call.done(approval.value if approval.decision == "edit" else None)
-    raise Interrupted(
-        InterruptAsked(
-            interrupt_id=interrupt_id,
-            task_id=ctx.task_id,
-            step=ctx.step,
-            prompt=(
-                f"Needs attention: tool {call.tool!r} was in flight when the run stopped, and may or may not have "
-                f"taken effect (arguments {call.arguments}, idempotency key {call.key}). Approve if it did (give "
-                f"its result as the value), reject to call it again."
-            ),
-            ask="approve",
-            schema=f"{Approval.__module__}:{Approval.__qualname__}",
-            json_schema=TypeAdapter(Approval).json_schema(),
-            value=encode({"tool": call.tool, "arguments": call.arguments, "key": call.key}),
-        )
+    answer = pending_answer(
+        f"{ctx.task_id}#{call.tool}:{call.key[:8]}",
+        f"Needs attention: tool {call.tool!r} was in flight when the run stopped, and may or may not have taken "
+        f"effect (arguments {call.arguments}, idempotency key {call.key}). Approve if it did (give its result as "
+        f"the value), reject to call it again.",
+        schema=Approval,
+        value={"tool": call.tool, "arguments": call.arguments, "key": call.key},
+        kind="approve",
     )
+    approval = TypeAdapter(Approval).validate_python(answer)
+    if not approval.approved:
+        return call.redo()
+    return call.done(approval.value if approval.decision == "edit" else None)
 
 
 @overload

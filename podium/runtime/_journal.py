@@ -195,7 +195,7 @@ class RunJournal:
         elif isinstance(event, RunFinished):
             self.status = event.status
         elif isinstance(event, ModelCalled):
-            spent = Usage(input_tokens=event.input_tokens, output_tokens=event.output_tokens, cost_usd=event.cost_usd)
+            spent = _spent(event)
             self.usage[event.agent] = self.usage.get(event.agent, Usage()) + spent
             self.model_calls += 1
             self.agent_calls[event.agent] = self.agent_calls.get(event.agent, 0) + 1
@@ -219,8 +219,7 @@ class RunJournal:
         self._later.clear()
         for event in batch:
             if isinstance(event, ModelCalled):  # sub-workflow budgets count every attempt's calls, live or resumed
-                tokens = {"input_tokens": event.input_tokens, "output_tokens": event.output_tokens}
-                self.spent.append((event.task_id, event.agent, Usage(**tokens, cost_usd=event.cost_usd)))
+                self.spent.append((event.task_id, event.agent, _spent(event)))
         await self.store.append(
             self.run_id,
             batch,
@@ -240,3 +239,8 @@ class RunJournal:
             if self.run_id not in kept:
                 task.cancel(str(LeaseLostError(run_id=self.run_id, owner=self.owner)))
                 return
+
+
+def _spent(event: ModelCalled) -> Usage:
+    """What a journaled model call cost."""
+    return Usage(input_tokens=event.input_tokens, output_tokens=event.output_tokens, cost_usd=event.cost_usd)

@@ -92,17 +92,13 @@ async def execute(
         opts = options or JournalOptions()
         settings = {"lease_seconds": opts.lease_seconds, "snapshot_every": opts.snapshot_every, "clock": run.clock}
         if resume:
-            run.journal = await RunJournal.load(store, workflow, run_id, claim=True, owner=owner, **settings)
-            run.usage = dict(run.journal.usage)
-            run.model_calls = run.journal.model_calls
-            run.agent_calls = dict(run.journal.agent_calls)
-            run.spent_before = run.journal.spent
-            restore = run.journal.snapshot
-            state = decode(run.journal.initial)
+            loaded = await RunJournal.load(store, workflow, run_id, claim=True, owner=owner, **settings)
+            run.attach(loaded)
+            restore = loaded.snapshot
+            state = decode(loaded.initial)
         else:
             state = workflow.state_of(input)
-            run.journal = await RunJournal.begin(store, workflow, state, run_id, **settings)
-            run.spent_before = run.journal.spent
+            run.attach(await RunJournal.begin(store, workflow, state, run_id, **settings))
     run.state = state
     journal = run.journal
     keeper = None

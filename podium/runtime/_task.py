@@ -81,14 +81,14 @@ class Run:
         self.limits = limits
         self.hooks = hooks
         self.handle = handle
-        self.journal = journal
+        self.journal: RunJournal | None = None
         self.clock: Callable[[], float] = time.time
         self.steps_done = 0
         self.in_flight: dict[str, None] = {}
         self.state: Any = None
-        self.usage: dict[str, Usage] = dict(journal.usage) if journal is not None else {}
-        self.model_calls = journal.model_calls if journal is not None else 0
+        self.usage: dict[str, Usage] = {}
         """Model usage by agent: what the journal recorded before (all attempts cost money), then this run's."""
+        self.model_calls = 0
         self.agent_calls: dict[str, int] = {}
         """Model calls by agent (on a resume, starting from those the journal recorded before)."""
         self.scopes: dict[str, Scope] | None = None
@@ -97,6 +97,16 @@ class Run:
         """Each model call journaled so far (loaded on a resume, then appended as written): task id, agent, usage;
         a sub-workflow invocation with limits counts what its earlier attempts spent."""
         self._ledger: Ledger | None = None
+        if journal is not None:
+            self.attach(journal)
+
+    def attach(self, journal: RunJournal) -> None:
+        """Run with ``journal``, starting from what it recorded: model usage and calls (a resume counts them)."""
+        self.journal = journal
+        self.usage = dict(journal.usage)
+        self.model_calls = journal.model_calls
+        self.agent_calls = dict(journal.agent_calls)
+        self.spent_before = journal.spent
 
     @property
     def ledger(self) -> Ledger:
